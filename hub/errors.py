@@ -1,0 +1,27 @@
+"""Errors raised by the plugin hub. Each message says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class EmberPluginError(Exception):
+    """Base class of every plugin-system error."""
+
+
+class PluginLoadError(EmberPluginError):
+    """A plugin's entry point could not be loaded or registered (fatal under strict mode)."""
+
+
+class DuplicateProviderError(EmberPluginError):
+    """Two plugins registered a provider of the same kind under the same name."""
+
+
+class UnknownProviderError(EmberPluginError, LookupError):
+    """No installed plugin provides the requested name."""
+
+
+class UnknownHookError(EmberPluginError):
+    """A plugin or callback implements a hook that does not exist."""
+
+
+class OptionsError(EmberPluginError, ValueError):
+    """Options given to a provider do not match its schema."""

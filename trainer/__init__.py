@@ -1,0 +1,1 @@
+"""ember.trainer: the training engine (placeholder until the engine lands)."""
