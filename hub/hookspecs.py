@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pluggy
-
 from ember.hub.records import (
     AcceleratorSpec,
     CallbackSpec,
@@ -262,9 +261,7 @@ def ember_on_train_epoch_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_batch_start(
-    trainer: Any, module: Any, batch: Any, batch_idx: Any
-) -> None:
+def ember_on_train_batch_start(trainer: Any, module: Any, batch: Any, batch_idx: Any) -> None:
     """Fires before each training batch is processed.
 
     :param trainer: the running ``Trainer``.
@@ -302,7 +299,8 @@ def ember_on_train_batch_end(
 
 @hookspec
 def ember_on_validation_start(trainer: Any, module: Any) -> None:
-    """Fires when a validation run (inside fit, or ``trainer.validate``) starts, before its first epoch.
+    """Fires when a validation run (inside fit, or ``trainer.validate``) starts, before its
+    first epoch.
 
     :param trainer: the running ``Trainer``.
     :param module: the ``EmberModule`` being trained.

@@ -14,19 +14,14 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
-
-
 from ember.hub import hookspecs
 from ember.hub.errors import UnknownHookError
 from ember.hub.manager import LIFECYCLE_HOOKS, _EmberPluggy
 
 #: the short names a Callback uses (``on_fit_start``, ``setup``) -> their hookspec names
-CALLBACK_HOOKS: dict[str, str] = {
-    name.removeprefix("ember_"): name for name in LIFECYCLE_HOOKS
-}
+CALLBACK_HOOKS: dict[str, str] = {name.removeprefix("ember_"): name for name in LIFECYCLE_HOOKS}
 _HOOK_ARGS: dict[str, tuple[str, ...]] = {
-    name: tuple(inspect.signature(getattr(hookspecs, name)).parameters)
-    for name in LIFECYCLE_HOOKS
+    name: tuple(inspect.signature(getattr(hookspecs, name)).parameters) for name in LIFECYCLE_HOOKS
 }
 
 
@@ -50,9 +45,7 @@ def _make_impl(spec_name: str, method: Any, owner: str, attr: str) -> Any:
     spec_args = _HOOK_ARGS[spec_name]
     sig = inspect.signature(method)
     params = list(sig.parameters.values())
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     has_varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
     names = [p.name for p in positional]
     required = [p for p in positional if p.default is p.empty]
@@ -72,7 +65,7 @@ def _make_impl(spec_name: str, method: Any, owner: str, attr: str) -> Any:
             "arguments in this order (any names), or a subset of them by exactly these names"
         )
     namespace: dict[str, Any] = {"_method": method}
-    exec(  # noqa: S102 - builds a forwarding function with the spec's parameter names
+    exec(
         f"def {spec_name}({', '.join(wanted)}):\n    return _method({call})\n",
         namespace,
     )
@@ -195,9 +188,7 @@ class Lifecycle:
         """Fire ``ember_on_train_epoch_end``."""
         self._hook.ember_on_train_epoch_end(trainer=trainer, module=module)
 
-    def on_train_batch_start(
-        self, trainer: Any, module: Any, batch: Any, batch_idx: Any
-    ) -> None:
+    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: Any) -> None:
         """Fire ``ember_on_train_batch_start``."""
         self._hook.ember_on_train_batch_start(
             trainer=trainer, module=module, batch=batch, batch_idx=batch_idx
@@ -364,9 +355,7 @@ class Lifecycle:
         """Fire ``ember_on_after_backward``."""
         self._hook.ember_on_after_backward(trainer=trainer, module=module)
 
-    def on_before_optimizer_step(
-        self, trainer: Any, module: Any, optimizer: Any
-    ) -> None:
+    def on_before_optimizer_step(self, trainer: Any, module: Any, optimizer: Any) -> None:
         """Fire ``ember_on_before_optimizer_step``."""
         self._hook.ember_on_before_optimizer_step(
             trainer=trainer, module=module, optimizer=optimizer
@@ -374,24 +363,16 @@ class Lifecycle:
 
     def on_before_zero_grad(self, trainer: Any, module: Any, optimizer: Any) -> None:
         """Fire ``ember_on_before_zero_grad``."""
-        self._hook.ember_on_before_zero_grad(
-            trainer=trainer, module=module, optimizer=optimizer
-        )
+        self._hook.ember_on_before_zero_grad(trainer=trainer, module=module, optimizer=optimizer)
 
     def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: Any) -> None:
         """Fire ``ember_on_save_checkpoint``."""
-        self._hook.ember_on_save_checkpoint(
-            trainer=trainer, module=module, checkpoint=checkpoint
-        )
+        self._hook.ember_on_save_checkpoint(trainer=trainer, module=module, checkpoint=checkpoint)
 
     def on_load_checkpoint(self, trainer: Any, module: Any, checkpoint: Any) -> None:
         """Fire ``ember_on_load_checkpoint``."""
-        self._hook.ember_on_load_checkpoint(
-            trainer=trainer, module=module, checkpoint=checkpoint
-        )
+        self._hook.ember_on_load_checkpoint(trainer=trainer, module=module, checkpoint=checkpoint)
 
     def on_exception(self, trainer: Any, module: Any, exception: Any) -> None:
         """Fire ``ember_on_exception``."""
-        self._hook.ember_on_exception(
-            trainer=trainer, module=module, exception=exception
-        )
+        self._hook.ember_on_exception(trainer=trainer, module=module, exception=exception)

@@ -17,7 +17,6 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
-
 from ember.hub import hookspecs
 from ember.hub.errors import (
     DuplicateProviderError,
@@ -51,11 +50,7 @@ class _EmberPluggy(pluggy.PluginManager):
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if (
-            opts is None
-            and name.startswith("ember_")
-            and callable(getattr(plugin, name, None))
-        ):
+        if opts is None and name.startswith("ember_") and callable(getattr(plugin, name, None)):
             opts = {}
         return opts
 
@@ -113,9 +108,7 @@ class PluginManager:
         strict: bool | None = None,
     ) -> None:
         self.autoload = (
-            not _env_flag("EMBER_DISABLE_PLUGIN_AUTOLOAD")
-            if autoload is None
-            else autoload
+            not _env_flag("EMBER_DISABLE_PLUGIN_AUTOLOAD") if autoload is None else autoload
         )
         self.blocked = (
             {normalize_name(b) for b in block}
@@ -145,9 +138,7 @@ class PluginManager:
             if (dist, ep.name) in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add((dist, ep.name))
-            info = PluginInfo(
-                ep.name, dist, version, entry_point=f"{ep.name} = {ep.value}"
-            )
+            info = PluginInfo(ep.name, dist, version, entry_point=f"{ep.name} = {ep.value}")
             self._infos.append(info)
             if self._is_blocked(ep.name, dist):
                 info.status = "blocked"
@@ -186,9 +177,7 @@ class PluginManager:
 
     def _register(self, plugin: object, info: PluginInfo) -> None:
         try:
-            self._pm.register(
-                plugin, name=f"{info.distribution}:{info.name}:{len(self._infos)}"
-            )
+            self._pm.register(plugin, name=f"{info.distribution}:{info.name}:{len(self._infos)}")
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(f"plugin {info.name!r}: {exc}") from exc
         hooks = self._pm.get_hookcallers(plugin) or []
@@ -230,11 +219,7 @@ class PluginManager:
         info.status = "failed"
         info.error = f"{type(exc).__name__}: {exc}"
         if self.strict:
-            where = (
-                f"entry point '{info.entry_point}'"
-                if info.entry_point
-                else "registration"
-            )
+            where = f"entry point '{info.entry_point}'" if info.entry_point else "registration"
             raise PluginLoadError(
                 f"plugin {info.name!r} from distribution {info.distribution!r} failed to load "
                 f"({where}): {info.error}\n"
@@ -254,9 +239,7 @@ class PluginManager:
         self.load_entrypoints()
         if self._registry is not None:
             return self._registry
-        registry: dict[str, dict[str, ProviderSpec]] = {
-            kind: {} for kind in PROVIDER_HOOKS
-        }
+        registry: dict[str, dict[str, ProviderSpec]] = {kind: {} for kind in PROVIDER_HOOKS}
         conflicts: list[str] = []
         for info in self._infos:
             if info.status != "active":
@@ -368,19 +351,15 @@ def _origin(rec: ProviderSpec) -> str:
 
 def _check_kind(kind: str) -> None:
     if kind not in PROVIDER_HOOKS:
-        raise ValueError(
-            f"unknown provider kind {kind!r}; use one of {', '.join(PROVIDER_HOOKS)}"
-        )
+        raise ValueError(f"unknown provider kind {kind!r}; use one of {', '.join(PROVIDER_HOOKS)}")
 
 
 def _unknown_hook_message(plugin: str, hook: str) -> str:
-    hint = difflib.get_close_matches(
-        hook, LIFECYCLE_HOOKS + tuple(PROVIDER_HOOKS.values()), n=1
-    )
+    hint = difflib.get_close_matches(hook, LIFECYCLE_HOOKS + tuple(PROVIDER_HOOKS.values()), n=1)
     msg = f"plugin {plugin!r} implements {hook!r}, which is not an ember hook."
     if hint:
         msg += f" Did you mean {hint[0]!r}?"
-    return msg + " See `ember plugins --hooks` or docs/hooks.md for the list."
+    return msg + " Run `ember hooks` for the list."
 
 
 _default: PluginManager | None = None

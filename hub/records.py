@@ -65,18 +65,14 @@ class Option:
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
-            raise ValueError(
-                f"unknown option type {self.type!r}; use one of {sorted(_TYPES)}"
-            )
+            raise ValueError(f"unknown option type {self.type!r}; use one of {sorted(_TYPES)}")
 
     def check(self, provider: str, key: str, value: Any) -> None:
         """Raise :class:`OptionsError` when ``value`` does not fit this option."""
         if value is None and not self.required:
             return
-        accepted = _TYPES[self.type]
-        if self.type in ("int", "float") and isinstance(value, bool):
-            accepted = ()
-        if accepted and not isinstance(value, accepted):
+        is_bool_for_number = self.type in ("int", "float") and isinstance(value, bool)
+        if is_bool_for_number or not isinstance(value, _TYPES[self.type]):
             raise OptionsError(
                 f"option {key!r} of {provider!r} must be {self.type}, "
                 f"got {type(value).__name__} {value!r}"
@@ -118,9 +114,7 @@ class ProviderSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", validate_name(self.name))
-        object.__setattr__(
-            self, "aliases", tuple(validate_name(a) for a in self.aliases)
-        )
+        object.__setattr__(self, "aliases", tuple(validate_name(a) for a in self.aliases))
         if not (isinstance(self.factory, str) or callable(self.factory)):
             raise TypeError(
                 f"{type(self).__name__} {self.name!r}: factory must be an import string "
@@ -132,9 +126,7 @@ class ProviderSpec:
                 "like 'package.module:attribute'"
             )
         if "\n" in self.description:
-            raise ValueError(
-                f"{type(self).__name__} {self.name!r}: description must be one line"
-            )
+            raise ValueError(f"{type(self).__name__} {self.name!r}: description must be one line")
         object.__setattr__(self, "options", dict(self.options))
 
     @property
@@ -142,9 +134,7 @@ class ProviderSpec:
         """The name and every alias."""
         return (self.name, *self.aliases)
 
-    def with_origin(
-        self, distribution: str | None, version: str | None
-    ) -> ProviderSpec:
+    def with_origin(self, distribution: str | None, version: str | None) -> ProviderSpec:
         """A copy that records which distribution provided it."""
         return replace(self, distribution=distribution, version=version)
 

@@ -1,0 +1,106 @@
+"""The ``ember`` command. Sub-commands register themselves on one argparse parser; the
+listing commands import neither torch nor any tracker SDK."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ember.hub import __version__
+from ember.hub.errors import EmberPluginError
+from ember.hub.manager import get_plugin_manager
+from ember.hub.records import PROVIDER_HOOKS
+
+
+def _provides_text(provides: list[tuple[str, str]]) -> str:
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in provides:
+        by_kind.setdefault(kind, []).append(name)
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in by_kind.items())
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    try:
+        pm = get_plugin_manager()
+    except EmberPluginError as exc:  # strict mode turns a broken plugin into this
+        print(f"ember: {exc}", file=sys.stderr)
+        return 1
+    infos = pm.plugins()
+    if args.kind:
+        infos = [i for i in infos if any(k == args.kind for k, _ in i.provides)]
+    if args.hook:
+        infos = [i for i in infos if args.hook in i.hooks or f"ember_{args.hook}" in i.hooks]
+    conflicts = pm.conflicts
+    if args.json:
+        payload = {
+            "ember_version": __version__,
+            "plugins": [i.as_dict() for i in infos],
+            "conflicts": conflicts,
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        rows = []
+        for i in infos:
+            detail = i.error if i.status != "active" and i.error else _provides_text(i.provides)
+            if i.status == "active" and i.hooks:
+                hooks = ", ".join(h.removeprefix("ember_") for h in i.hooks)
+                detail = f"{detail}; hooks: {hooks}" if detail else f"hooks: {hooks}"
+            rows.append([i.name, i.distribution or "-", i.version or "-", i.status, detail])
+        header = ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES"]
+        print(_table(rows, header) if rows else "no plugins found")
+        for message in conflicts:
+            print(f"error: {message}", file=sys.stderr)
+    return 2 if conflicts else 0
+
+
+def _cmd_hooks(args: argparse.Namespace) -> int:
+    from ember.hub.lifecycle import CALLBACK_HOOKS, hook_signature
+
+    for kind, name in PROVIDER_HOOKS.items():
+        print(f"{name}()  -> {kind} records")
+    for short in CALLBACK_HOOKS:
+        print(f"ember_{hook_signature(short)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``ember`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="ember", description="ember: a PyTorch training engine built as a plugin hub."
+    )
+    parser.add_argument("--version", action="version", version=f"ember {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list installed plugins and what they provide")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--kind", choices=sorted(PROVIDER_HOOKS), help="only plugins providing KIND")
+    p.add_argument("--hook", help="only plugins implementing this lifecycle hook")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("hooks", help="list every hook a plugin or callback can implement")
+    p.set_defaults(func=_cmd_hooks)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ember`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+__all__ = ["build_parser", "main"]
