@@ -8,6 +8,7 @@
 #   EMBER_PYTHON  interpreter used to create the venv (default: python3)
 #   EMBER_VENV    where the venv lives (default: .venv in the repository root)
 set -euo pipefail
+shopt -s nullglob
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${EMBER_VENV:-$root/.venv}"
 python="${EMBER_PYTHON:-python3}"
@@ -31,7 +32,7 @@ done
 
 # Skip the installs when nothing that decides them changed since the last successful run.
 stamp="$venv/.ember-setup"
-want="$( { echo "$torch_req"; cat "$root/pyproject.toml" "$root"/plugins/*/pyproject.toml 2>/dev/null; } | sha256sum | cut -d' ' -f1)"
+want="$( { echo "$torch_req"; cat "$root/pyproject.toml" "$root"/plugins/*/pyproject.toml; } | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

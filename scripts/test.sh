@@ -3,6 +3,7 @@
 # plugin distribution's tests and the strict docs build (a test in tests/docs). Extra
 # arguments go to pytest. Exits non-zero when a test fails or when no test ran.
 set -euo pipefail
+shopt -s nullglob
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup_env.sh"
 cd "$root"
