@@ -32,6 +32,7 @@ from ember.hub.records import (
     ProviderSpec,
     StrategySpec,
 )
+from ember.hub.tracking.logger import Logger
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "DuplicateProviderError",
     "EmberPluginError",
     "Lifecycle",
+    "Logger",
     "LoggerSpec",
     "Option",
     "OptionsError",

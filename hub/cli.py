@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hooks", help="list every hook a plugin or callback can implement")
     p.set_defaults(func=_cmd_hooks)
+
+    from ember.hub.tracking.cli import add_runs_parser, add_sync_parser
+
+    add_runs_parser(sub)
+    add_sync_parser(sub)
     return parser
 
 

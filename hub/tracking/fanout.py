@@ -1,0 +1,366 @@
+"""The fan-out: one worker thread per logger, fed from the run journal.
+
+The training thread appends to the journal and wakes the workers; it never calls a
+logger and never waits for one. Each worker reads its next batch from the journal (so
+memory stays bounded however far a logger falls behind), hands it to its logger in as
+few calls as possible, retries a failed call with exponential backoff, quarantines the
+logger after repeated failures, and records its cursor (the last record delivered) in
+the journal after every successful call, so that ``ember sync`` can complete the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from ember.hub.tracking.journal import (
+    CAPABILITY_OF_KIND,
+    KINDS,
+    Journal,
+    JournalReader,
+    Row,
+)
+from ember.hub.tracking.logger import Logger, MetricRecord, RunInfo
+from ember.hub.tracking.report import LoggerReport
+from ember.hub.tracking.secrets import Redactor
+
+log = logging.getLogger("ember.tracking")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How workers deliver: batch size, retries, backoff, quarantine, the final deadline.
+
+    A call is retried after ``backoff``, ``2*backoff``, ``4*backoff`` ... seconds (at most
+    ``max_backoff``); after ``max_attempts`` consecutive failures the logger is
+    quarantined for the rest of the run. ``finalize_timeout`` bounds how long
+    :meth:`Run.finish` waits for all loggers together.
+    """
+
+    batch_size: int = 1000
+    max_attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    finalize_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_attempts < 1:
+            raise ValueError("DeliveryPolicy: batch_size and max_attempts must be at least 1")
+        if min(self.backoff, self.max_backoff, self.finalize_timeout) < 0:
+            raise ValueError("DeliveryPolicy: delays and timeouts must not be negative")
+
+
+@dataclass
+class LoggerEntry:
+    """A resolved logger: the object plus how it was asked for.
+
+    ``key`` names its cursor in the journal: the provider name, plus a short hash of its
+    non-secret options when it has any, so ``ember sync --to NAME`` with the same
+    options continues where the run stopped. ``options`` are already redacted.
+    """
+
+    key: str
+    label: str
+    logger: Logger
+    provider: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    distribution: str | None = None
+    version: str | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def supported_kinds(self) -> tuple[str, ...]:
+        """The record kinds this logger takes."""
+        caps = type(self.logger).capabilities
+        return tuple(k for k in KINDS if getattr(caps, CAPABILITY_OF_KIND[k]))
+
+
+class _Quarantined(Exception):
+    """A call failed ``max_attempts`` times in a row, or the worker was abandoned."""
+
+
+class Worker(threading.Thread):
+    """Delivers the journal to one logger, from its own thread."""
+
+    def __init__(
+        self,
+        entry: LoggerEntry,
+        journal: Journal,
+        run: RunInfo,
+        policy: DeliveryPolicy,
+        redactor: Redactor,
+        *,
+        start_seq: int = 0,
+        skipped: int = 0,
+        sync_hint: str = "",
+    ) -> None:
+        super().__init__(name=f"ember-logger-{entry.key}", daemon=True)
+        self.entry = entry
+        self.journal = journal
+        self.run_info = run
+        self.policy = policy
+        self.redactor = redactor
+        self.sync_hint = sync_hint
+        self.kinds = entry.supported_kinds()
+        self.cursor = start_seq
+        self.skipped = skipped
+        self.failed = 0
+        self.state = "starting"
+        self.error: str | None = None
+        self.tracker_ref: str | None = run.resume_ref
+        self.finalized: str | None = None
+        self.calls = 0
+        #: (method, monotonic start) while a logger call is in progress
+        self.in_call: tuple[str, float] | None = None
+        self._status: str | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._abandoned = threading.Event()
+
+    # ------------------------------------------------------------------ control
+    def wake(self) -> None:
+        """New records are in the journal."""
+        self._wake.set()
+
+    def request_stop(self, status: str) -> None:
+        """Deliver what is left, finalize the tracker run with ``status``, then exit."""
+        self._status = status
+        self._stopping.set()
+        self._wake.set()
+
+    def abandon(self) -> None:
+        """Give up at the deadline: make no further logger calls."""
+        self._abandoned.set()
+        self._wake.set()
+        if self.is_alive() and self.state not in ("quarantined", "ok"):
+            if self.in_call is not None:
+                method, since = self.in_call
+                self.state = f"hung in {method} ({time.monotonic() - since:.1f} s)"
+            else:
+                self.state = "timed out"
+            self._save()
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> None:
+        reader = None
+        try:
+            reader = JournalReader(self.journal.path)
+            self._deliver_all(reader)
+        except _Quarantined:
+            pass
+        except Exception as exc:  # a bug here must not take training down either
+            self.state = "error"
+            self.error = self.redactor.text(f"{type(exc).__name__}: {exc}")
+            # no traceback text: it would repeat the unredacted message
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error(
+                "ember: delivery to logger %r stopped (%s at %s:%s); its records stay in the "
+                "journal. Deliver them later with: %s",
+                self.entry.label,
+                self.error,
+                where.filename,
+                where.lineno,
+                self.sync_hint,
+            )
+        finally:
+            self._save()
+            if reader is not None:
+                reader.close()
+
+    def _deliver_all(self, reader: JournalReader) -> None:
+        info = self.run_info
+        ref = self._call("open", lambda: self.entry.logger.open(info), 0)
+        if ref is not None:
+            self.tracker_ref = self.redactor.text(str(ref))
+        self.state = "running"
+        self._save()
+        while True:
+            rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size)
+            if rows:
+                self._deliver(rows)
+                continue
+            if self._stopping.is_set():
+                break
+            self._wake.wait()
+            self._wake.clear()
+            if self._abandoned.is_set():
+                raise _Quarantined
+        status = self._status or "success"
+        self._call("finalize", lambda: self.entry.logger.finalize(status), 0)
+        self.finalized = status
+        self.state = "ok"
+
+    def _deliver(self, rows: Sequence[Row]) -> None:
+        """Hand ``rows`` over: consecutive metrics in one call, other records one by one."""
+        i = 0
+        while i < len(rows):
+            if rows[i].kind == "metric":
+                j = i
+                while j < len(rows) and rows[j].kind == "metric":
+                    j += 1
+                records = [MetricRecord(r.name, r.value, r.step, r.wall_time) for r in rows[i:j]]
+                self._call("log_metrics", partial(self.entry.logger.log_metrics, records), j - i)
+            else:
+                j = i + 1
+                self._deliver_one(rows[i])
+            self.cursor = rows[j - 1].seq
+            self._save()
+            i = j
+
+    def _deliver_one(self, row: Row) -> None:
+        logger = self.entry.logger
+        data = row.data
+        if row.kind == "hparams":
+            self._call("log_hyperparams", lambda: logger.log_hyperparams(data), 1)
+        elif row.kind == "text":
+            self._call(
+                "log_text", lambda: logger.log_text(row.name, data["text"], step=row.step), 1
+            )
+        elif row.kind == "artifact":
+            if not os.path.exists(data["path"]):
+                # a file deleted since it was logged would fail forever: skip, do not block
+                self.skipped += 1
+                log.warning(
+                    "ember: artifact %s no longer exists; not delivered to %r",
+                    data["path"],
+                    self.entry.label,
+                )
+                return
+            self._call(
+                "log_artifact",
+                lambda: logger.log_artifact(
+                    data["path"],
+                    data["kind"],
+                    name=row.name,
+                    step=row.step,
+                    metadata=data.get("metadata") or {},
+                ),
+                1,
+            )
+
+    def _call(self, method: str, fn: Callable[[], Any], n_records: int) -> Any:
+        """Call the logger, retrying with backoff; quarantine after repeated failures."""
+        attempt = 0
+        while True:
+            if self._abandoned.is_set():
+                raise _Quarantined
+            self.in_call = (method, time.monotonic())
+            try:
+                result = fn()
+            except Exception as exc:
+                attempt += 1
+                self.error = self.redactor.text(f"{method}: {type(exc).__name__}: {exc}")
+                if attempt >= self.policy.max_attempts:
+                    self.state = "quarantined"
+                    self.failed = n_records
+                    log.warning(
+                        "ember: logger %r quarantined after %d failed attempts (%s); its "
+                        "records stay in the journal. Deliver them later with: %s",
+                        self.entry.label,
+                        attempt,
+                        self.error,
+                        self.sync_hint,
+                    )
+                    raise _Quarantined from None
+                delay = min(self.policy.backoff * 2 ** (attempt - 1), self.policy.max_backoff)
+                if attempt == 1:
+                    log.warning(
+                        "ember: logger %r failed (%s); retrying in %.2g s",
+                        self.entry.label,
+                        self.error,
+                        delay,
+                    )
+                self._abandoned.wait(delay)
+            else:
+                self.calls += 1
+                if attempt:
+                    self.error = None
+                return result
+            finally:
+                self.in_call = None
+
+    def _save(self) -> None:
+        self.journal.save_cursor(
+            self.entry.key,
+            provider=self.entry.provider or self.entry.label,
+            options=_json(self.entry.options),
+            kinds=",".join(self.kinds),
+            seq=self.cursor,
+            skipped=self.skipped,
+            failed=self.failed,
+            state=self.state,
+            error=self.error,
+            tracker_ref=self.tracker_ref,
+            finalized=self.finalized,
+        )
+
+    # ------------------------------------------------------------------ reporting
+    def report(self, reader: JournalReader, unsupported: Sequence[str] = ()) -> LoggerReport:
+        """Delivered / pending / failed, counted from the journal."""
+        return logger_report(
+            reader,
+            key=self.entry.key,
+            label=self.entry.label,
+            kinds=self.kinds,
+            cursor=self.cursor,
+            skipped=self.skipped,
+            failed_batch=self.failed,
+            state=self.state,
+            error=self.error,
+            unsupported=tuple(unsupported),
+            sync_command=self.sync_hint,
+        )
+
+
+def logger_report(
+    reader: JournalReader,
+    *,
+    key: str,
+    label: str,
+    kinds: Sequence[str],
+    cursor: int,
+    skipped: int,
+    failed_batch: int,
+    state: str,
+    error: str | None,
+    unsupported: tuple[str, ...] = (),
+    sync_command: str | None = None,
+) -> LoggerReport:
+    """A logger's figures: records up to its cursor were delivered (less those skipped),
+    the batch it failed on is failed, the rest is pending."""
+    passed = reader.count(kinds, upto_seq=cursor)
+    ahead = reader.count(kinds, after_seq=cursor)
+    return LoggerReport(
+        key=key,
+        label=label,
+        state=state,
+        delivered=passed - skipped,
+        pending=ahead - failed_batch,
+        failed=failed_batch + skipped,
+        error=error,
+        unsupported=unsupported,
+        sync_command=sync_command,
+    )
+
+
+def finish_workers(workers: Sequence[Worker], status: str, timeout: float) -> None:
+    """Ask every worker to drain and finalize; wait at most ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.request_stop(status)
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        if w.is_alive():
+            w.abandon()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
