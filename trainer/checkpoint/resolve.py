@@ -1,0 +1,129 @@
+"""What ``trainer.fit(ckpt_path="last" | "best" | PATH)`` resumes from."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ember.trainer.checkpoint.errors import CheckpointError, CheckpointNotFoundError
+from ember.trainer.checkpoint.io import load_checkpoint_safe
+from ember.trainer.checkpoint.model_checkpoint import ModelCheckpoint
+
+#: The file the trainer writes when a preemption signal stops the run.
+PREEMPTED_NAME = "preempted.ckpt"
+
+_LAST_RE = re.compile(r"^last(-v\d+)?\.ckpt$")
+
+
+def checkpoint_dirs(
+    callbacks: Iterable[Any], default_root_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """The folders checkpoints of this run go to: each ModelCheckpoint's (after its
+    ``setup``), and ``<default_root_dir>/checkpoints`` when there is none."""
+    folders = [
+        Path(cb.dirpath) for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath
+    ]
+    if not folders:
+        folders = [Path(default_root_dir) / "checkpoints"]
+    return list(dict.fromkeys(p.absolute() for p in folders))
+
+
+def preemption_checkpoint_path(
+    callbacks: Iterable[Any], default_root_dir: str | os.PathLike[str]
+) -> Path:
+    """Where the trainer saves when preempted: ``preempted.ckpt`` in the first checkpoint folder."""
+    return checkpoint_dirs(callbacks, default_root_dir)[0] / PREEMPTED_NAME
+
+
+def find_last_checkpoint(
+    callbacks: Iterable[Any], default_root_dir: str | os.PathLike[str]
+) -> Path | None:
+    """The newest (by modification time) ``last.ckpt``, ``last-vN.ckpt`` or
+    ``preempted.ckpt`` in this run's checkpoint folders, or None.
+
+    Files are written atomically, so the newest one is complete. An
+    ``OnExceptionCheckpoint`` file is not a candidate: it holds the state a step died in
+    (possibly NaN weights); pass its path explicitly to resume from it.
+    """
+    found: list[tuple[float, str, Path]] = []
+    for folder in checkpoint_dirs(callbacks, default_root_dir):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if _LAST_RE.match(entry.name) or entry.name == PREEMPTED_NAME:
+                try:
+                    found.append((entry.stat().st_mtime, entry.name, entry))
+                except FileNotFoundError:
+                    continue
+    return max(found)[2] if found else None
+
+
+def resolve_ckpt_path(
+    ckpt_path: str | os.PathLike[str] | None,
+    callbacks: Iterable[Any],
+    default_root_dir: str | os.PathLike[str],
+) -> Path | None:
+    """Turn ``ckpt_path`` into a file, or None to start from scratch.
+
+    * ``"last"``: :func:`find_last_checkpoint`; when there is none, a warning and None
+      (the first run of a job that is always launched with ``ckpt_path="last"``).
+    * ``"best"``: the best checkpoint of a ``ModelCheckpoint`` (one with ``monitor``
+      first); in a new process, the one named in the newest last checkpoint.
+    * anything else: that file, which must exist.
+
+    Call it after the callbacks' ``setup`` (their folders are known then).
+    """
+    if ckpt_path is None:
+        return None
+    callbacks = list(callbacks)
+    if ckpt_path == "last":
+        last = find_last_checkpoint(callbacks, default_root_dir)
+        if last is None:
+            folders = ", ".join(map(str, checkpoint_dirs(callbacks, default_root_dir)))
+            warnings.warn(
+                f"ckpt_path='last': no last checkpoint in {folders}; training starts from "
+                "scratch (save one with ModelCheckpoint(save_last=True))",
+                UserWarning,
+                stacklevel=2,
+            )
+        return last
+    if ckpt_path == "best":
+        return _find_best(callbacks, default_root_dir)
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"ckpt_path={os.fspath(ckpt_path)!r} is not a file; pass an existing checkpoint, "
+            "'last' or 'best'"
+        )
+    return path
+
+
+def _find_best(callbacks: list[Any], default_root_dir: str | os.PathLike[str]) -> Path:
+    checkpointers = sorted(
+        (cb for cb in callbacks if isinstance(cb, ModelCheckpoint)),
+        key=lambda cb: cb.monitor is None,
+    )
+    if not checkpointers:
+        raise CheckpointError(
+            "ckpt_path='best' needs a ModelCheckpoint callback (with monitor=...) to know "
+            "which checkpoint is best; add one or pass a path"
+        )
+    for cb in checkpointers:
+        if cb.best_model_path and Path(cb.best_model_path).is_file():
+            return Path(cb.best_model_path)
+    last = find_last_checkpoint(callbacks, default_root_dir)
+    if last is not None:
+        states = load_checkpoint_safe(last).get("callbacks") or {}
+        for cb in checkpointers:
+            best = (states.get(cb.state_key) or {}).get("best_model_path")
+            if best and Path(best).is_file():
+                return Path(best)
+    raise CheckpointError(
+        "ckpt_path='best': no best checkpoint has been saved yet by "
+        + ", ".join(f"ModelCheckpoint(monitor={cb.monitor!r})" for cb in checkpointers)
+        + "; pass a path or 'last'"
+    )
