@@ -1,0 +1,169 @@
+"""Accelerators, precision modes and strategies come through the hub's registry, by name,
+like any plugin's; importing the registrations imports no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ember.hub import (
+    AcceleratorSpec,
+    PrecisionSpec,
+    UnknownProviderError,
+    get_plugin_manager,
+    hookimpl,
+    reset_plugin_manager,
+)
+from ember.trainer import Trainer
+from ember.trainer.accelerators import CPUAccelerator
+from ember.trainer.precision import Float32Precision, Float64Precision, Precision
+from ember.trainer.strategies import SingleDeviceStrategy
+from trainer_helpers import TinyModel, make_loader
+
+
+@pytest.fixture
+def fresh_plugins() -> Iterator[None]:
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def test_auto_resolves_to_the_cpu_through_the_registry() -> None:
+    trainer = Trainer(enable_progress_bar=False)
+    assert type(trainer.accelerator) is CPUAccelerator
+    assert type(trainer.strategy) is SingleDeviceStrategy
+    assert type(trainer.precision_plugin) is Float32Precision
+    assert trainer.strategy.root_device.type == "cpu"
+    assert trainer.strategy.accelerator is trainer.accelerator
+    assert trainer.strategy.precision is trainer.precision_plugin
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [
+        ("32-true", Float32Precision),
+        ("32", Float32Precision),
+        (32, Float32Precision),
+        ("64-true", Float64Precision),
+        (64, Float64Precision),
+        ({"name": "64_true"}, Float64Precision),
+    ],
+)
+def test_precision_names_are_normalised(precision: Any, expected: type) -> None:
+    trainer = Trainer(precision=precision, enable_progress_bar=False)
+    assert type(trainer.precision_plugin) is expected
+
+
+def test_explicit_names_and_instances() -> None:
+    trainer = Trainer(
+        accelerator="cpu",
+        strategy="single_device",
+        devices=1,
+        precision=Float64Precision(),
+        enable_progress_bar=False,
+    )
+    assert type(trainer.precision_plugin) is Float64Precision
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            {"accelerator": "gpu"},
+            "no accelerator named 'gpu'. Did you mean 'cpu'? Installed accelerator providers: cpu.",
+        ),
+        (
+            {"strategy": "single_devic"},
+            "no strategy named 'single_devic'. Did you mean 'single_device'? Installed strategy "
+            "providers: single_device.",
+        ),
+        (
+            {"precision": "16-mixed"},
+            "no precision named '16-mixed'. Installed precision providers: 32_true, 64_true.",
+        ),
+    ],
+)
+def test_unknown_names_list_what_is_installed(flags: dict[str, Any], message: str) -> None:
+    with pytest.raises(UnknownProviderError) as info:
+        Trainer(enable_progress_bar=False, **flags)
+    assert str(info.value) == message
+
+
+def test_a_plugin_precision_is_used_by_name(fresh_plugins: None, make_trainer: Any) -> None:
+    steps: list[str] = []
+
+    class CountingPrecision(Precision):
+        def optimizer_step(self, optimizer: Any, closure: Any = None) -> Any:
+            steps.append("step")
+            return super().optimizer_step(optimizer, closure)
+
+    class Plugin:
+        @hookimpl
+        def ember_precisions(self) -> list[PrecisionSpec]:
+            return [PrecisionSpec(name="counting", factory=CountingPrecision)]
+
+    get_plugin_manager().register(Plugin(), name="counting-plugin")
+    trainer = make_trainer(max_epochs=1, precision="counting")
+    trainer.fit(TinyModel(), make_loader(32, 16))
+    assert steps == ["step", "step"]
+
+
+def test_a_provider_of_the_wrong_type(fresh_plugins: None) -> None:
+    class Plugin:
+        @hookimpl
+        def ember_precisions(self) -> list[PrecisionSpec]:
+            return [PrecisionSpec(name="wrong", factory=dict)]
+
+    get_plugin_manager().register(Plugin(), name="wrong-plugin")
+    with pytest.raises(Exception, match="built a dict, which is not an ember Precision"):
+        Trainer(precision="wrong", enable_progress_bar=False)
+
+
+def test_builtins_and_the_package_import_no_torch() -> None:
+    code = (
+        "import sys, ember.trainer, ember.trainer.builtins;"
+        "from ember.hub import get_plugin_manager;"
+        "get_plugin_manager().providers('precision');"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_public_names_resolve_lazily() -> None:
+    code = (
+        "import sys; from ember.trainer import Trainer, EmberModule, EmberDataModule, Callback;"
+        "print(Trainer.__module__, EmberModule.__module__, EmberDataModule.__module__,"
+        " Callback.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "ember.trainer.trainer",
+        "ember.trainer.module",
+        "ember.trainer.datamodule",
+        "ember.trainer.callback",
+    ]
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_auto_prefers_an_available_accelerator_with_priority(
+    fresh_plugins: None, available: bool
+) -> None:
+    class Faster(CPUAccelerator):
+        auto_priority = 5
+
+        @classmethod
+        def is_available(cls) -> bool:
+            return available
+
+    class Plugin:
+        @hookimpl
+        def ember_accelerators(self) -> list[AcceleratorSpec]:
+            return [AcceleratorSpec(name="faster", factory=Faster)]
+
+    get_plugin_manager().register(Plugin(), name="faster-plugin")
+    trainer = Trainer(enable_progress_bar=False)
+    assert type(trainer.accelerator) is (Faster if available else CPUAccelerator)

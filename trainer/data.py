@@ -1,0 +1,166 @@
+"""Loaders: where each stage's batches come from and how they are iterated.
+
+All dataloader iteration goes through :func:`epoch_batches`, so sampler epoch seeding,
+``limit_*_batches`` and skipping to a position inside the epoch (resuming) live in one
+place. A loader is a ``DataLoader`` or any iterable of batches (a plain list works).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ember.trainer.errors import MisconfigurationError
+from ember.trainer.module import overrides
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+
+_END = object()
+
+
+class DataSource:
+    """Where one kind of loader comes from: an argument, the datamodule, or the module.
+
+    :param method: ``"train_dataloader"``, ``"val_dataloader"``, ...
+    """
+
+    def __init__(self, method: str, explicit: Any, datamodule: Any, module: Any) -> None:
+        from ember.trainer.datamodule import EmberDataModule
+        from ember.trainer.module import EmberModule
+
+        self.method = method
+        self.explicit = explicit
+        self.owner: Any = None
+        if explicit is None:
+            if datamodule is not None and overrides(datamodule, method, EmberDataModule):
+                self.owner = datamodule
+            elif module is not None and overrides(module, method, EmberModule):
+                self.owner = module
+
+    @property
+    def defined(self) -> bool:
+        """Whether any loader was given or can be built."""
+        return self.explicit is not None or self.owner is not None
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether asking again can return a new loader (a method, not an object)."""
+        return self.owner is not None
+
+    def loaders(self) -> list[Any]:
+        """The loaders, as a list (several validation loaders, or one)."""
+        if self.explicit is not None:
+            value = self.explicit
+        elif self.owner is not None:
+            value = getattr(self.owner, self.method)()
+        else:
+            return []
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            raise MisconfigurationError(
+                f"got a dict of loaders for {self.method} (keys "
+                f"{', '.join(map(repr, value))}): pass one loader, or a list of DataLoaders"
+            )
+        return list(value) if is_loader_list(value) else [value]
+
+
+def is_loader_list(value: Any) -> bool:
+    """A list or tuple of DataLoaders means several loaders; any other iterable is one."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, DataLoader) for v in value)
+    )
+
+
+def loader_length(loader: Any) -> int | float:
+    """How many batches ``loader`` yields per epoch (``inf`` when it has no length)."""
+    try:
+        return len(loader)
+    except (TypeError, NotImplementedError):
+        return math.inf
+
+
+def limited_length(length: int | float, limit: int | float, flag: str) -> int | float:
+    """Apply ``limit_*_batches`` (a batch count or a fraction) to a loader length."""
+    if isinstance(limit, float):
+        if limit == 1.0:
+            return length
+        if math.isinf(length):
+            raise MisconfigurationError(
+                f"{flag}={limit} is a fraction of the epoch, but the loader has no length "
+                f"(an IterableDataset or a generator): pass an int number of batches instead"
+            )
+        return int(length * limit)
+    return min(length, limit)
+
+
+def set_epoch(loader: Any, epoch: int) -> None:
+    """Tell samplers that shuffle per epoch (``DistributedSampler``) which epoch it is."""
+    told: list[Any] = []
+    for obj in (
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+        getattr(loader, "dataset", None),
+    ):
+        setter = getattr(obj, "set_epoch", None)
+        if callable(setter) and not any(obj is t for t in told):
+            setter(epoch)
+            told.append(obj)
+
+
+def epoch_batches(
+    loader: Any, epoch: int, length: int | float, limit: int | float, skip: int = 0
+) -> Iterator[Any]:
+    """The batches of one epoch of ``loader``: at most ``limit``, the first ``skip`` dropped."""
+    set_epoch(loader, epoch)
+    batches: Iterator[Any] = iter(loader)
+    if skip:
+        next(itertools.islice(batches, skip, skip), None)
+    if limit < length:
+        batches = itertools.islice(batches, max(int(limit) - skip, 0))
+    return batches
+
+
+class Lookahead:
+    """Wraps an iterator of unknown length so the loop knows when a batch is the last."""
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._batches = batches
+        self._next = next(batches, _END)
+        #: true once the batch just returned is the last one
+        self.exhausted = self._next is _END
+
+    def __iter__(self) -> Lookahead:
+        return self
+
+    def __next__(self) -> Any:
+        current = self._next
+        if current is _END:
+            raise StopIteration
+        self._next = next(self._batches, _END)
+        self.exhausted = self._next is _END
+        return current
+
+
+def without_shuffling(loader: Any) -> Any:
+    """``loader`` drawing in order (``overfit_batches``): a shuffling DataLoader is rebuilt
+    with a sequential sampler; anything else is returned as is."""
+    if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, RandomSampler):
+        return loader
+    if loader.batch_size is None:
+        return loader
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=SequentialSampler(loader.dataset),
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False,
+    )

@@ -1,0 +1,53 @@
+"""``EmberDataModule``: everything about the data of a run in one class, as a
+LightningDataModule: download once, split, and hand out loaders per stage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ember.trainer.errors import MisconfigurationError
+from ember.trainer.hparams import HyperparametersMixin
+
+if TYPE_CHECKING:
+    from ember.trainer.trainer import Trainer
+
+
+class EmberDataModule(HyperparametersMixin):
+    """Subclass it and define the ``*_dataloader`` methods you need; pass it as
+    ``trainer.fit(model, datamodule=dm)``."""
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
+
+    def prepare_data(self) -> None:
+        """Download or write data once, before ``setup``; do not set state here."""
+
+    def setup(self, stage: str) -> None:
+        """Load and split data for ``stage`` (``"fit"``, ``"validate"``, ``"test"``,
+        ``"predict"``)."""
+
+    def teardown(self, stage: str) -> None:
+        """Clean up at the end of a stage."""
+
+    def train_dataloader(self) -> Any:
+        """The training data: a DataLoader or any iterable of batches."""
+        raise MisconfigurationError(f"{type(self).__name__} defines no train_dataloader")
+
+    def val_dataloader(self) -> Any:
+        """The validation data: a loader, or a list of loaders."""
+        raise MisconfigurationError(f"{type(self).__name__} defines no val_dataloader")
+
+    def test_dataloader(self) -> Any:
+        """The test data: a loader, or a list of loaders."""
+        raise MisconfigurationError(f"{type(self).__name__} defines no test_dataloader")
+
+    def predict_dataloader(self) -> Any:
+        """The data to predict on: a loader, or a list of loaders."""
+        raise MisconfigurationError(f"{type(self).__name__} defines no predict_dataloader")
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to save in checkpoints (empty by default)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

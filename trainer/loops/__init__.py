@@ -1,0 +1,11 @@
+"""The loops: fit (epochs of training batches with validation), evaluation (validate,
+sanity check, test) and prediction."""
+
+from __future__ import annotations
+
+from ember.trainer.loops.evaluation import EvaluationLoop
+from ember.trainer.loops.fit import FitLoop, ManualOptimizer
+from ember.trainer.loops.predict import PredictLoop
+from ember.trainer.loops.progress import LoopProgress
+
+__all__ = ["EvaluationLoop", "FitLoop", "LoopProgress", "ManualOptimizer", "PredictLoop"]

@@ -1,0 +1,37 @@
+"""Where the fit loop is: epoch, optimizer steps, and the position inside the epoch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class LoopProgress:
+    """The fit loop's position, saved in checkpoints so a run resumes where it stopped.
+
+    ``batch_idx`` counts the batches already finished in ``current_epoch``: a run restored
+    with ``batch_idx=7`` skips the first seven batches of that epoch.
+    """
+
+    #: epochs completed (the index of the running epoch)
+    current_epoch: int = 0
+    #: optimizer steps taken
+    global_step: int = 0
+    #: training batches finished in the current epoch
+    batch_idx: int = 0
+    #: training batches finished since training began, across epochs
+    total_batches: int = 0
+    #: ``total_batches`` when validation inside fit last ran (-1: never), so a run resumed
+    #: from a checkpoint saved between a batch and its validation runs that validation
+    validated_at: int = -1
+
+    def state_dict(self) -> dict[str, int]:
+        """The position as plain ints."""
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a position saved by :meth:`state_dict` (unknown keys are ignored)."""
+        for f in fields(self):
+            if f.name in state:
+                setattr(self, f.name, int(state[f.name]))

@@ -1,0 +1,479 @@
+"""Where ``self.log`` values go: one :class:`ResultCollection` per stage (training,
+validation, test) holds a small slot per logged name.
+
+The hot path is ``ResultCollection.log``: a dict lookup, a tuple compare, a ``detach``
+and a list append. Values stay tensors on their device; nothing is read back to the host
+here. The trainer asks for reduced values at flush points (every ``log_every_n_steps``
+and at epoch ends) and reads them all back in one transfer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from ember.trainer.errors import MisconfigurationError
+from torch import Tensor
+
+_REDUCE_NAMES = {"mean": "mean", "avg": "mean", "sum": "sum", "max": "max", "min": "min"}
+_REDUCE_FUNCS: dict[Any, str] = {
+    torch.mean: "mean",
+    torch.sum: "sum",
+    torch.max: "max",
+    torch.min: "min",
+    torch.amax: "max",
+    torch.amin: "min",
+}
+#: epoch values are folded into one running tensor every this many logs, bounding memory
+_COMPACT_AT = 64
+
+
+def extract_batch_size(batch: Any) -> int | None:
+    """The size of the first dimension of the first tensor in ``batch`` (``None`` if none)."""
+    if isinstance(batch, Tensor):
+        return 1 if batch.ndim == 0 else batch.size(0)
+    if isinstance(batch, (str, bytes)):
+        return None
+    if isinstance(batch, Mapping):
+        items: Any = batch.values()
+    elif isinstance(batch, (list, tuple)):
+        items = batch
+    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        items = (getattr(batch, f.name) for f in dataclasses.fields(batch))
+    else:
+        return None
+    for item in items:
+        size = extract_batch_size(item)
+        if size is not None:
+            return size
+    return None
+
+
+def _resolve_reduce(name: str, reduce_fx: Any) -> str:
+    if isinstance(reduce_fx, str) and reduce_fx.lower() in _REDUCE_NAMES:
+        return _REDUCE_NAMES[reduce_fx.lower()]
+    if reduce_fx in _REDUCE_FUNCS:
+        return _REDUCE_FUNCS[reduce_fx]
+    raise MisconfigurationError(
+        f"self.log({name!r}, ..., reduce_fx={reduce_fx!r}): use 'mean', 'sum', 'max' or "
+        "'min' (or torch.mean, torch.sum, torch.max, torch.min)"
+    )
+
+
+class _Slot:
+    """One logged name in one hook phase: its options and the values seen so far."""
+
+    __slots__ = (
+        "acc",
+        "epoch_name",
+        "epoch_value",
+        "fresh",
+        "key",
+        "logger",
+        "name",
+        "on_epoch",
+        "on_step",
+        "opts",
+        "prog_bar",
+        "reduce",
+        "sizes",
+        "step_name",
+        "step_value",
+        "sync_dist",
+        "total",
+        "values",
+        "weighted",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        key: str,
+        opts: tuple[Any, ...],
+        on_step: bool,
+        on_epoch: bool,
+        prog_bar: bool,
+        logger: bool,
+        reduce: str,
+        sync_dist: bool,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.opts = opts
+        self.on_step = on_step
+        self.on_epoch = on_epoch
+        self.prog_bar = prog_bar
+        self.logger = logger
+        self.reduce = reduce
+        self.sync_dist = sync_dist
+        self.weighted = on_epoch and reduce == "mean"
+        both = on_step and on_epoch
+        self.step_name = f"{key}_step" if both else key
+        self.epoch_name = f"{key}_epoch" if both else key
+        self.step_value: Tensor | float | None = None
+        self.fresh = False
+        self.values: list[Tensor | float] = []
+        self.sizes: list[int] = []
+        self.acc: Tensor | float | None = None
+        self.total = 0
+        self.epoch_value: Tensor | float | None = None
+
+    def compact(self) -> None:
+        """Fold the pending values into the running accumulator (device ops, no sync)."""
+        values = self.values
+        if not values:
+            return
+        if all(not isinstance(v, Tensor) for v in values) and not isinstance(self.acc, Tensor):
+            part: Any = self._reduce_python(values)
+        else:
+            part = self._reduce_tensors(values)
+        if self.reduce == "mean":
+            self.total += sum(self.sizes)
+        acc = self.acc
+        if acc is None:
+            self.acc = part
+        elif self.reduce in ("mean", "sum"):
+            self.acc = part + acc
+        elif isinstance(part, Tensor) or isinstance(acc, Tensor):
+            op = torch.maximum if self.reduce == "max" else torch.minimum
+            self.acc = op(*_as_tensors(part, acc))
+        else:
+            self.acc = max(part, acc) if self.reduce == "max" else min(part, acc)
+        values.clear()
+        self.sizes.clear()
+
+    def _reduce_python(self, values: list[Any]) -> float:
+        if self.reduce == "mean":
+            return sum(v * s for v, s in zip(values, self.sizes, strict=True))
+        if self.reduce == "sum":
+            return sum(values)
+        return max(values) if self.reduce == "max" else min(values)
+
+    def _reduce_tensors(self, values: list[Any]) -> Tensor:
+        device = next(v.device for v in values if isinstance(v, Tensor))
+        items = [v if isinstance(v, Tensor) else torch.tensor(v, device=device) for v in values]
+        try:
+            stacked = torch.stack(items)
+        except RuntimeError:  # mixed shapes () and (1,), or mixed devices
+            stacked = torch.stack([t.reshape(()).to(device) for t in items])
+        if not stacked.is_floating_point():
+            stacked = stacked.float()
+        if self.reduce == "mean":
+            sizes = self.sizes
+            if sizes.count(sizes[0]) == len(sizes):
+                return stacked.sum() * sizes[0]
+            return (stacked * torch.tensor(sizes, dtype=stacked.dtype, device=device)).sum()
+        if self.reduce == "sum":
+            return stacked.sum()
+        return stacked.max() if self.reduce == "max" else stacked.min()
+
+    def epoch_result(self) -> Tensor | float | None:
+        """The value reduced over everything logged this epoch (``None`` if nothing was)."""
+        self.compact()
+        if self.acc is None:
+            return None
+        if self.reduce == "mean":
+            return self.acc / self.total if self.total else self.acc * float("nan")
+        return self.acc
+
+    def reset(self) -> None:
+        """Forget this epoch's values."""
+        self.values.clear()
+        self.sizes.clear()
+        self.acc = None
+        self.total = 0
+        self.epoch_value = None
+        self.step_value = None
+        self.fresh = False
+
+
+def _as_tensors(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    ref = a if isinstance(a, Tensor) else b
+    return (
+        a if isinstance(a, Tensor) else torch.tensor(a, dtype=ref.dtype, device=ref.device),
+        b if isinstance(b, Tensor) else torch.tensor(b, dtype=ref.dtype, device=ref.device),
+    )
+
+
+def _as_tensor(value: Tensor | float) -> Tensor:
+    return value if isinstance(value, Tensor) else torch.tensor(value)
+
+
+class ResultCollection:
+    """The ``self.log`` values of one stage (training, validation or test).
+
+    :param training: training defaults (``on_step`` in batch hooks) instead of evaluation
+        ones (``on_epoch`` everywhere).
+    :param sync: combines a value across processes for ``sync_dist=True``
+        (``strategy.reduce``).
+    """
+
+    def __init__(self, training: bool, sync: Callable[[Tensor, str], Tensor] | None = None) -> None:
+        self.training = training
+        self.sync = sync
+        self.slots: list[_Slot] = []
+        self._tables: dict[tuple[str, int | None], dict[str, _Slot]] = {}
+        self._phase = "step"
+        self._dataloader_idx: int | None = None
+        self._suffix = ""
+        #: the current batch, set by the loop; its size is inferred only when needed
+        self.batch: Any = None
+        self.batch_size: int | None = None
+        self._select()
+
+    # ------------------------------------------------------------------ context
+    def _select(self) -> None:
+        self._cur = self._tables.setdefault((self._phase, self._dataloader_idx), {})
+        in_batch = self._phase == "step" and self.training
+        self._default_on_step = in_batch
+        self._default_on_epoch = not in_batch
+
+    def set_phase(self, phase: str) -> None:
+        """``"step"`` inside batch hooks, ``"epoch"`` in epoch-level hooks (sets defaults)."""
+        if phase != self._phase:
+            self._phase = phase
+            self._select()
+
+    def set_dataloader(self, idx: int | None, several: bool) -> None:
+        """Which loader the batches come from; names get ``/dataloader_idx_N`` when several."""
+        self._dataloader_idx = idx
+        self._suffix = f"/dataloader_idx_{idx}" if several and idx is not None else ""
+        self._select()
+
+    # ------------------------------------------------------------------ hot path
+    def log(
+        self,
+        name: str,
+        value: Any,
+        prog_bar: bool,
+        logger: bool | None,
+        on_step: bool | None,
+        on_epoch: bool | None,
+        reduce_fx: Any,
+        enable_graph: bool,
+        sync_dist: bool,
+        add_dataloader_idx: bool,
+        batch_size: int | None,
+    ) -> None:
+        """Record one value (see ``EmberModule.log``)."""
+        slot = self._cur.get(name)
+        if slot is None or slot.opts != (
+            prog_bar,
+            logger,
+            on_step,
+            on_epoch,
+            reduce_fx,
+            sync_dist,
+            add_dataloader_idx,
+        ):
+            slot = self._register(
+                name, prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist, add_dataloader_idx
+            )
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise MisconfigurationError(
+                    f"self.log({name!r}, value): value must hold one number, got a tensor of "
+                    f"shape {tuple(value.shape)}; reduce it first (e.g. value.mean())"
+                )
+            if not enable_graph:
+                value = value.detach()
+        else:
+            value = _python_number(name, value)
+        if slot.on_step:
+            slot.step_value = value
+            slot.fresh = True
+        if slot.on_epoch:
+            values = slot.values
+            values.append(value)
+            if slot.weighted:
+                if batch_size is None:
+                    batch_size = self.batch_size or self._infer_batch_size(name)
+                slot.sizes.append(batch_size)
+            if len(values) >= _COMPACT_AT:
+                slot.compact()
+
+    def _infer_batch_size(self, name: str) -> int:
+        size = extract_batch_size(self.batch)
+        if size is None:
+            raise MisconfigurationError(
+                f"self.log({name!r}, ...) averages over the epoch weighted by batch size, but "
+                f"no tensor was found in the {type(self.batch).__name__} batch to infer it "
+                "from: pass self.log(..., batch_size=N)"
+            )
+        self.batch_size = size
+        return size
+
+    def _register(
+        self,
+        name: str,
+        prog_bar: bool,
+        logger: bool | None,
+        on_step: bool | None,
+        on_epoch: bool | None,
+        reduce_fx: Any,
+        sync_dist: bool,
+        add_dataloader_idx: bool,
+    ) -> _Slot:
+        """Create the slot for a name logged for the first time (all validation here)."""
+        if not isinstance(name, str) or not name:
+            raise MisconfigurationError(
+                f"self.log(name, ...) needs a non-empty str name, got {name!r}"
+            )
+        opts = (prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist, add_dataloader_idx)
+        if name in self._cur:
+            raise MisconfigurationError(
+                f"self.log({name!r}, ...) was called twice in the same hook with different "
+                "options; log it with the same options each time, or under another name"
+            )
+        reduce = _resolve_reduce(name, reduce_fx)
+        step = self._default_on_step if on_step is None else bool(on_step)
+        epoch = self._default_on_epoch if on_epoch is None else bool(on_epoch)
+        if not step and not epoch:
+            raise MisconfigurationError(
+                f"self.log({name!r}, ..., on_step=False, on_epoch=False) records nothing: "
+                "set on_step=True or on_epoch=True"
+            )
+        key = name + self._suffix if add_dataloader_idx else name
+        slot = _Slot(
+            name,
+            key,
+            opts,
+            on_step=step,
+            on_epoch=epoch,
+            prog_bar=bool(prog_bar),
+            logger=True if logger is None else bool(logger),
+            reduce=reduce,
+            sync_dist=bool(sync_dist),
+        )
+        self._cur[name] = slot
+        self.slots.append(slot)
+        return slot
+
+    # ------------------------------------------------------------------ reading
+    def _synced(self, slot: _Slot, value: Tensor | float) -> Tensor | float:
+        if slot.sync_dist and self.sync is not None:
+            return self.sync(_as_tensor(value), slot.reduce)
+        return value
+
+    def step_metrics(self) -> dict[str, Tensor | float]:
+        """Step values logged since the last call, for loggers (``name_step`` names)."""
+        out: dict[str, Tensor | float] = {}
+        for slot in self.slots:
+            if slot.fresh:
+                slot.fresh = False
+                if slot.logger:
+                    out[slot.step_name] = self._synced(slot, slot.step_value)  # type: ignore[arg-type]
+        return out
+
+    def finish_epoch(self) -> dict[str, Tensor | float]:
+        """Reduce every epoch value; return those meant for loggers (``name_epoch`` names)."""
+        out: dict[str, Tensor | float] = {}
+        for slot in self.slots:
+            if slot.on_epoch:
+                value = slot.epoch_result()
+                if value is not None:
+                    value = self._synced(slot, value)
+                slot.epoch_value = value
+                if value is not None and slot.logger:
+                    out[slot.epoch_name] = value
+        return out
+
+    def epoch_metrics(self) -> dict[str, Tensor | float]:
+        """Every reduced epoch value, logger or not (what validate/test return)."""
+        return {
+            slot.epoch_name: slot.epoch_value for slot in self.slots if slot.epoch_value is not None
+        }
+
+    def callback_view(self) -> dict[str, Tensor]:
+        """Current values under plain and forked names, as tensors (``callback_metrics``)."""
+        out: dict[str, Tensor] = {}
+        for slot in self.slots:
+            if slot.step_value is not None:
+                value = _as_tensor(self._synced(slot, slot.step_value))
+                out[slot.step_name] = value
+                out[slot.key] = value
+            if slot.epoch_value is not None:
+                value = _as_tensor(slot.epoch_value)
+                out[slot.epoch_name] = value
+                out[slot.key] = value
+        return out
+
+    def progress_view(self) -> dict[str, Tensor | float]:
+        """Current values of ``prog_bar=True`` names (forked names)."""
+        out: dict[str, Tensor | float] = {}
+        for slot in self.slots:
+            if not slot.prog_bar:
+                continue
+            if slot.step_value is not None:
+                out[slot.step_name] = slot.step_value
+            if slot.epoch_value is not None:
+                out[slot.epoch_name] = slot.epoch_value
+        return out
+
+    def reset(self) -> None:
+        """Start a new epoch: forget values, keep slots (and their checked options)."""
+        for slot in self.slots:
+            slot.reset()
+
+    def clear(self) -> None:
+        """Forget everything, slots included (after the sanity check)."""
+        self.slots.clear()
+        self._tables.clear()
+        self._select()
+
+
+def _python_number(name: str, value: Any) -> float:
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, Mapping):
+        raise MisconfigurationError(
+            f"self.log({name!r}, value) got a dict: use self.log_dict({{...}}) to log "
+            "several values"
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MisconfigurationError(
+            f"self.log({name!r}, value): value must be a number or a one-element tensor, "
+            f"got {type(value).__name__}"
+        ) from None
+
+
+def to_host(
+    values: Mapping[str, Tensor | float], extra: Sequence[Tensor] = ()
+) -> tuple[dict[str, float], list[float]]:
+    """Read ``values`` (and ``extra`` tensors) back as Python floats: one transfer per device."""
+    out: dict[str, float] = {}
+    groups: dict[torch.device, tuple[list[str], list[Tensor]]] = {}
+    for key, value in values.items():
+        if isinstance(value, Tensor):
+            names, tensors = groups.setdefault(value.device, ([], []))
+            names.append(key)
+            tensors.append(value)
+        else:
+            out[key] = float(value)
+    extra_keys = [f"\0extra{i}" for i in range(len(extra))]
+    for key, tensor in zip(extra_keys, extra, strict=True):
+        names, tensors = groups.setdefault(tensor.device, ([], []))
+        names.append(key)
+        tensors.append(tensor)
+    for names, tensors in groups.values():
+        try:
+            stacked = torch.stack(tensors)
+        except RuntimeError:
+            stacked = torch.stack([t.reshape(()) for t in tensors])
+        if stacked.dtype != torch.float64:
+            stacked = stacked.float()
+        out.update(zip(names, stacked.tolist(), strict=True))
+    extras = [out.pop(k) for k in extra_keys]
+    order = {k: None for k in values}
+    return {k: out[k] for k in order}, extras
+
+
+def closest_metric(name: str, available: Mapping[str, Any]) -> str:
+    """`` Did you mean 'x'?`` or an empty string."""
+    hint = difflib.get_close_matches(name, list(available), n=1)
+    return f" Did you mean {hint[0]!r}?" if hint else ""
