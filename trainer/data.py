@@ -1,8 +1,9 @@
 """Loaders: where each stage's batches come from and how they are iterated.
 
-All dataloader iteration goes through :func:`epoch_batches`, so sampler epoch seeding,
-``limit_*_batches`` and skipping to a position inside the epoch (resuming) live in one
-place. A loader is a ``DataLoader`` or any iterable of batches (a plain list works).
+Evaluation and prediction iterate through :func:`epoch_batches`, so sampler epoch seeding
+and ``limit_*_batches`` live in one place; training iterates a
+:class:`~ember.trainer.checkpoint.ResumableLoader`, which also knows the position inside
+the epoch. A loader is a ``DataLoader`` or any iterable of batches (a plain list works).
 """
 
 from __future__ import annotations
@@ -112,15 +113,13 @@ def set_epoch(loader: Any, epoch: int) -> None:
 
 
 def epoch_batches(
-    loader: Any, epoch: int, length: int | float, limit: int | float, skip: int = 0
+    loader: Any, epoch: int, length: int | float, limit: int | float
 ) -> Iterator[Any]:
-    """The batches of one epoch of ``loader``: at most ``limit``, the first ``skip`` dropped."""
+    """The batches of one epoch of ``loader``: at most ``limit``."""
     set_epoch(loader, epoch)
     batches: Iterator[Any] = iter(loader)
-    if skip:
-        next(itertools.islice(batches, skip, skip), None)
     if limit < length:
-        batches = itertools.islice(batches, max(int(limit) - skip, 0))
+        batches = itertools.islice(batches, int(limit))
     return batches
 
 

@@ -3,7 +3,8 @@ LightningDataModule: download once, split, and hand out loaders per stage."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING, Any, Self
 
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.hparams import HyperparametersMixin
@@ -51,3 +52,23 @@ class EmberDataModule(HyperparametersMixin):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path: str | os.PathLike[str], **overrides: Any
+    ) -> Self:
+        """Build the datamodule from the hyperparameters a fit's checkpoint saved for it
+        (``overrides`` win) and restore its :meth:`state_dict`; the file is read safely.
+
+        :raises CheckpointError: the file is not a usable checkpoint, or its
+            hyperparameters cannot build this class (the message says what to pass).
+        """
+        from ember.trainer.checkpoint.io import build_from_hyperparameters, load_checkpoint_safe
+
+        checkpoint = load_checkpoint_safe(checkpoint_path)
+        datamodule = build_from_hyperparameters(
+            cls, checkpoint, checkpoint_path, "datamodule_hyper_parameters", overrides
+        )
+        if "datamodule" in checkpoint:
+            datamodule.load_state_dict(checkpoint["datamodule"])
+        return datamodule  # type: ignore[no-any-return]

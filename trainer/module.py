@@ -7,8 +7,9 @@ overrides (decided once per run), so an unused hook costs nothing in the loop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
 from ember.trainer.errors import MisconfigurationError
@@ -158,6 +159,29 @@ class EmberModule(HyperparametersMixin, nn.Module):
         state["_trainer"] = None
         state["_ember_results"] = None
         return state
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | os.PathLike[str],
+        map_location: Any = None,
+        strict: bool = True,
+        **overrides: Any,
+    ) -> Self:
+        """Build the module from a checkpoint's saved hyperparameters (``overrides`` win)
+        and load its weights; the file is read safely (no code from it runs).
+
+        :param map_location: where tensors go, as for ``torch.load``; ``None``: the CPU.
+        :param strict: missing or unexpected weights are an error (a shape mismatch always is).
+        :raises CheckpointError: the file is not a usable checkpoint, or its
+            hyperparameters cannot build this class (the message says what to pass).
+        """
+        from ember.trainer.checkpoint.io import instantiate_from_checkpoint
+
+        location = "cpu" if map_location is None else map_location
+        return instantiate_from_checkpoint(  # type: ignore[return-value]
+            cls, checkpoint_path, location, strict, **overrides
+        )
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         """``print`` on the main process only."""

@@ -8,7 +8,9 @@ import contextlib
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -17,8 +19,18 @@ from typing import Any
 import torch
 from ember.hub import Lifecycle, get_plugin_manager
 from ember.hub.records import normalize_name
+from ember.hub.tracking import DeliveryPolicy, DisabledRun, LoggerEntry, Run, resolve_loggers
+from ember.hub.tracking.run import LoggerArg
 from ember.trainer.accelerators import Accelerator
 from ember.trainer.callback import Callback
+from ember.trainer.checkpoint import (
+    CheckpointError,
+    ModelCheckpoint,
+    Preempted,
+    PreemptionHandler,
+    ResumableLoader,
+    preemption_checkpoint_path,
+)
 from ember.trainer.data import DataSource, limited_length, loader_length, without_shuffling
 from ember.trainer.datamodule import EmberDataModule
 from ember.trainer.errors import MisconfigurationError
@@ -95,7 +107,8 @@ class Trainer:
         strategy: str | Mapping[str, Any] | Strategy = "auto",
         devices: int | str | list[int] = "auto",
         precision: str | int | Mapping[str, Any] | Precision = "32-true",
-        logger: Any = None,
+        logger: LoggerArg = None,
+        logger_timeout: float = 30.0,
         callbacks: Iterable[Any] | Any | None = None,
         fast_dev_run: bool | int = False,
         max_epochs: int | None = None,
@@ -125,6 +138,8 @@ class Trainer:
         reload_dataloaders_every_n_epochs: int = 0,
         default_root_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        # the flags as given, for the run's recorded configuration
+        self._flags: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
         self._state = TrainerState()
         self._progress = LoopProgress()
 
@@ -238,8 +253,27 @@ class Trainer:
         self.benchmark = benchmark
         self._set_torch_flags(deterministic, benchmark)
 
-        # -- what later parts wire up: the logger argument and checkpointing
+        # -- tracking: loggers are resolved now, so that a misspelled name or option fails
+        # here, before any training; the run itself starts with fit/validate/test
         self._logger_arg = logger
+        self._logger_entries: list[LoggerEntry] | None = resolve_loggers(logger)
+        if (
+            isinstance(logger_timeout, bool)
+            or not isinstance(logger_timeout, (int, float))
+            or not logger_timeout >= 0
+        ):
+            raise MisconfigurationError(
+                "logger_timeout must be a number of seconds >= 0 (how long the end of a run "
+                f"waits for loggers to deliver); got {logger_timeout!r}"
+            )
+        self._delivery = DeliveryPolicy(finalize_timeout=float(logger_timeout))
+        #: the tracking run of the running (or last) entry point
+        self._tracking: Run = DisabledRun()
+        #: the identity of this trainer's last run: later entry points continue it
+        self._run_identity: dict[str, Any] | None = None
+        #: what a fit's checkpoint says to resume: (run identity or None, global step)
+        self._resume_from: tuple[dict[str, Any] | None, int] | None = None
+        self._hparams_logged: tuple[str, str] | None = None
         #: the run's directory once the tracking pipeline has made one (``log_dir``)
         self._run_dir: str | None = None
         self._enable_checkpointing = enable_checkpointing is not False
@@ -299,6 +333,11 @@ class Trainer:
         self._callback_metrics: dict[str, Tensor] = {}
         self._logged_metrics: dict[str, float] = {}
         self._progress_bar_metrics: dict[str, float] = {}
+        #: the training loader as the fit loop drives it (epoch, position inside it)
+        self._train_loader: ResumableLoader | None = None
+        #: the checkpoint the running (or last) entry point restored, or ``None``
+        self.ckpt_path: str | None = None
+        self._preemption = PreemptionHandler()
         self.fit_loop = FitLoop(self)
 
     # ================================================================== set-up helpers
@@ -361,7 +400,8 @@ class Trainer:
 
     def _resolve_callbacks(self, callbacks: Iterable[Any] | Any | None) -> list[Any]:
         """The user's callbacks (objects, provider names or ``{"name": ...}`` mappings),
-        then a progress bar and a model summary unless disabled or given."""
+        then a progress bar, a model summary and a ``ModelCheckpoint`` unless disabled or
+        given."""
         if callbacks is None:
             given: list[Any] = []
         elif isinstance(callbacks, (str, Mapping)) or not isinstance(callbacks, Iterable):
@@ -384,6 +424,16 @@ class Trainer:
             resolved.append(ProgressBar())
         if self.enable_model_summary and not any(isinstance(c, ModelSummary) for c in resolved):
             resolved.append(ModelSummary())
+        checkpointing = any(isinstance(c, ModelCheckpoint) for c in resolved)
+        if checkpointing and not self._enable_checkpointing:
+            raise MisconfigurationError(
+                "Trainer(enable_checkpointing=False) was given a ModelCheckpoint callback: "
+                "remove the callback, or drop enable_checkpointing=False"
+            )
+        if self._enable_checkpointing and not checkpointing and not self.fast_dev_run:
+            # with last.ckpt (a hard link to the epoch's file: no second write), so that a
+            # job can always be relaunched with ckpt_path="last"
+            resolved.append(ModelCheckpoint(save_last=True))
         return resolved
 
     def _rebuild_hooks(self) -> None:
@@ -716,17 +766,25 @@ class Trainer:
         if datamodule is not None:
             datamodule.trainer = self
         stage = fn.value
+        outcome = "failed"
         try:
             self._setup(stage)
             result = body()
             self._state.status = TrainerStatus.FINISHED
+            outcome = "success"
             return result
         except BaseException as exc:
+            # Ctrl-C, and SystemExit (which the preemption handler's Preempted is)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                outcome = "interrupted"
             self._state.status = TrainerStatus.INTERRUPTED
             self._hooks.on_exception(self, model, exc)
             raise
         finally:
-            self._teardown(stage)
+            try:
+                self._teardown(stage)
+            finally:
+                self._finish_run(outcome)
 
     def _setup(self, stage: str) -> None:
         """prepare_data, setup hooks (datamodule, callbacks, module), device placement."""
@@ -753,6 +811,9 @@ class Trainer:
     def _teardown(self, stage: str) -> None:
         module = self._module
         assert module is not None
+        self._preemption.uninstall()
+        self._preemption.reset()
+        self.fit_loop.resume_rng_state = None
         self._activate(None, None)
         module.teardown(stage)
         if self.datamodule is not None:
@@ -797,6 +858,10 @@ class Trainer:
         module = self._module
         mh = self._module_hooks
         assert module is not None and mh is not None
+        # SIGTERM/SIGUSR1 now save at the next step boundary (_preempt); signal handlers
+        # can only be installed from the main thread: elsewhere, signals act as usual
+        if threading.current_thread() is threading.main_thread():
+            self._preemption.install()
         if not overrides(module, "training_step", EmberModule):
             raise MisconfigurationError(
                 f"{type(module).__name__} has no training_step: define "
@@ -822,10 +887,15 @@ class Trainer:
                 UserWarning,
                 stacklevel=3,
             )
+        previous = self._train_loader.state_dict() if self._train_loader is not None else None
         self._load_train_dataloader()
         self._load_val_dataloaders()
         self._configure_optimizers()
         self._restore_checkpoint(ckpt_path)
+        if self.ckpt_path is None and previous is not None and self._progress.batch_idx:
+            # fit again after a fit that stopped inside an epoch (an exception): continue it
+            self._train_loader.load_state_dict(previous)  # type: ignore[union-attr]
+        self._start_run()
         self._hooks.on_fit_start(self, module)
         if mh.on_fit_start is not None:
             mh.on_fit_start()
@@ -890,6 +960,7 @@ class Trainer:
                 self.test_dataloaders = loaders[0] if len(loaders) == 1 else loaders
                 self.num_test_batches = limits
             self._restore_checkpoint(ckpt_path)
+            self._start_run()
             stage = RunningStage.VALIDATING if validating else RunningStage.TESTING
             metrics = EvaluationLoop(self, stage).run(loaders, lengths, limits)
             if verbose and self.is_global_zero:
@@ -913,6 +984,7 @@ class Trainer:
         if self.overfit_batches:
             loader = without_shuffling(loader)
         self.train_dataloader = loader
+        self._train_loader = ResumableLoader(loader)
         self._train_length = loader_length(loader)
         n = limited_length(self._train_length, self.limit_train_batches, "limit_train_batches")
         self.num_training_batches = n
@@ -1117,10 +1189,156 @@ class Trainer:
     def _publish(self, metrics: dict[str, float], step: int) -> None:
         """The one place flushed metrics leave the loop: plain floats at a step.
 
-        Updates :attr:`logged_metrics`; the tracking pipeline extends this to hand them to
-        the run journal and the loggers.
+        Updates :attr:`logged_metrics` and appends them to the run journal (one
+        transaction); the loggers receive them from their own threads, so this never
+        waits on a tracker.
         """
         self._logged_metrics.update(metrics)
+        self._tracking.log_metrics(metrics, step)
+
+    # ================================================================== tracking
+    @property
+    def run(self) -> Run:
+        """The tracking run of the running or last entry point: ``dir``, ``id``, and
+        ``report`` once finished. A ``DisabledRun`` before the first run, with
+        ``logger=False`` or ``fast_dev_run``, and on every rank but zero."""
+        return self._tracking
+
+    def log_text(self, key: str, text: str, step: int | None = None) -> None:
+        """Record a piece of text (generated samples, notes) in the run, at the current
+        global step unless ``step`` is given; loggers that take text receive it."""
+        run = self._tracking
+        if run.report is not None:
+            raise MisconfigurationError(
+                f"trainer.log_text({key!r}, ...) was called after the run {run.id} finished: "
+                "call it while fit, validate or test runs (from a hook or a step)"
+            )
+        run.log_text(key, text, step=self.global_step if step is None else step)
+
+    def _start_run(self) -> None:
+        """Open the entry point's run: the run of the checkpoint a fit resumes from, else
+        this trainer's previous run (fit then test write to one run), else a new one."""
+        resume_from, self._resume_from = self._resume_from, None
+        if self._logger_entries is None or self.fast_dev_run:
+            return
+        ckpt_run, resume_step = resume_from if resume_from is not None else (None, None)
+        identity = ckpt_run or self._run_identity
+        hparams = self._hparams_for_run()  # on every rank, so a clash stops them all alike
+        run = Run.start(
+            self.default_root_dir,
+            self._logger_entries,
+            config=self._tracking_config(),
+            resume=identity,
+            resume_step=resume_step,
+            rank=self.global_rank,
+            policy=self._delivery,
+        )
+        self._tracking = run
+        # every rank learns rank zero's run directory, so ``log_dir`` agrees everywhere
+        self._run_dir = self.strategy.broadcast(str(run.dir) if run.enabled else None, src=0)
+        if not run.enabled:
+            return
+        self._run_identity = run.state_dict()
+        self._log_hparams(run, hparams)
+        if identity is None or ckpt_run is not None:
+            self.print(self._run_header(run, resumed=identity is not None))
+
+    def _finish_run(self, outcome: str) -> None:
+        """Finish the entry point's run with ``outcome`` (waiting at most
+        ``logger_timeout`` for the loggers); print the report unless all was delivered."""
+        self._resume_from = None
+        run = self._tracking
+        if not run.enabled or run.report is not None:
+            return
+        report = run.finish(outcome)
+        if not report.complete:
+            self.print(report)
+
+    def _record_artifact(self, path: str | os.PathLike[str], kind: str) -> None:
+        """Record a file the run wrote (``kind``: ``"checkpoint"``) by reference."""
+        run = self._tracking
+        if run.enabled and run.report is None:
+            run.log_artifact(
+                path, kind, step=self.global_step, metadata={"epoch": self.current_epoch}
+            )
+
+    def _log_hparams(self, run: Run, params: dict[str, Any]) -> None:
+        """Record the hyperparameters, once per run unless they changed."""
+        if not params:
+            return
+        logged = (run.id, repr(params))
+        if logged != self._hparams_logged:
+            run.log_hyperparams(params)
+            self._hparams_logged = logged
+
+    def _hparams_for_run(self) -> dict[str, Any]:
+        """The datamodule's hyperparameters merged with the module's (as Lightning does);
+        ``save_hyperparameters(logger=False)`` keeps an object's out."""
+        params: dict[str, Any] = {}
+        datamodule, module = self.datamodule, self._module
+        if datamodule is not None and getattr(datamodule, "_log_hyperparams", True):
+            params.update(datamodule.hparams)
+        if module is not None and getattr(module, "_log_hyperparams", True):
+            clashes = [
+                k for k, v in module.hparams.items() if k in params and repr(params[k]) != repr(v)
+            ]
+            if clashes:
+                raise MisconfigurationError(
+                    f"the hyperparameters {clashes} are saved by both the module and the "
+                    "datamodule with different values, so the run cannot record one value: "
+                    "rename them in one of the two, or call save_hyperparameters(logger=False) "
+                    "on one"
+                )
+            params.update(module.hparams)
+        return params
+
+    def _tracking_config(self) -> dict[str, Any]:
+        """The resolved configuration the run records (it redacts secrets itself)."""
+        flags: dict[str, Any] = {}
+        for flag, given in self._flags.items():
+            value = getattr(self, flag, given)
+            if isinstance(value, timedelta):
+                value = str(value)
+            elif isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            flags[flag] = value
+        entries = self._logger_entries
+        flags.update(
+            accelerator=self.accelerator.name or type(self.accelerator).__name__,
+            strategy=self.strategy.name or type(self.strategy).__name__,
+            precision=self.precision_plugin.name or type(self.precision_plugin).__name__,
+            devices=[str(d) for d in self._devices],
+            # options as resolved: secret ones already replaced by ***
+            logger=False
+            if entries is None
+            else [{"name": e.provider or e.label, **e.options} for e in entries],
+            callbacks=[type(c).__qualname__ for c in self.callbacks],
+            enable_checkpointing=self._enable_checkpointing,
+        )
+        config: dict[str, Any] = {"trainer": flags, "world_size": self.world_size}
+        for key, obj in (("model", self._module), ("data", self.datamodule)):
+            if obj is not None:
+                config[key] = {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+        return config
+
+    def _run_header(self, run: Run, resumed: bool) -> str:
+        """One line: the run, where its files go, its loggers and the active plugins."""
+        entries = self._logger_entries or []
+        loggers = ", ".join(e.label for e in entries) or "none (journal only)"
+        plugins = dict.fromkeys(
+            " ".join(filter(None, (p.distribution or p.name, p.version)))
+            for p in get_plugin_manager().plugins()
+            if p.status == "active"
+        )
+        where = str(run.dir)
+        with contextlib.suppress(ValueError):  # another drive on Windows
+            relative = os.path.relpath(where)
+            where = where if relative.startswith("..") else relative
+        verb = "resumed run" if resumed else "run"
+        return (
+            f"ember {verb} {run.id} in {where}; loggers: {loggers}; "
+            f"plugins: {', '.join(plugins) or 'none'}"
+        )
 
     # ================================================================== checkpoint seams
     def _callback_states(self) -> dict[str, Any]:
@@ -1143,7 +1361,12 @@ class Trainer:
                 cb.load_state_dict(states[key])
 
     def _restore_checkpoint(self, ckpt_path: Any) -> None:
-        """Restore a checkpoint before a run: ``None`` means start from the module as is."""
+        """Restore a checkpoint before a run: ``None`` means start from the module as is.
+
+        Runs after the callbacks' ``setup`` (their folders decide what ``"last"`` and
+        ``"best"`` mean); a fit's random state is restored later, by the fit loop.
+        """
+        self.ckpt_path = None
         if ckpt_path is None:
             return
         from ember.trainer.checkpoint import load_checkpoint_safe, resolve_ckpt_path
@@ -1152,6 +1375,17 @@ class Trainer:
         if path is None:
             return
         checkpoint = load_checkpoint_safe(path)
+        if self._state.fn == TrainerFn.FITTING and checkpoint.get("weights_only"):
+            name = type(self._module).__name__
+            raise CheckpointError(
+                f"cannot resume training from {path}: it was saved with weights only "
+                "(save_weights_only=True), so it holds no optimizer, scheduler, loop or "
+                "random state. To train on from its weights, build the model with "
+                f"{name}.load_from_checkpoint({os.fspath(path)!r}) and call fit without "
+                "ckpt_path; to resume, pass a full checkpoint (ModelCheckpoint(save_last=True) "
+                "writes last.ckpt)."
+            )
+        self.ckpt_path = os.fspath(path)
         self._load_checkpoint_state(checkpoint)
 
     def _checkpoint_state(self, weights_only: bool = False) -> dict[str, Any]:
@@ -1163,13 +1397,20 @@ class Trainer:
             "epoch": self.current_epoch,
             "global_step": self.global_step,
             "state_dict": module.state_dict(),
-            "loops": {"fit_loop": self._progress.state_dict()},
+            "loops": {"fit_loop": self._fit_loop_state()},
         }
+        run_identity = self._tracking.state_dict()
+        if run_identity:  # resuming from this checkpoint continues the same run
+            state["run"] = run_identity
         from ember.trainer.checkpoint import capture_rng_state, to_plain
 
         if getattr(module, "_hparams", None):
             state["hyper_parameters"] = to_plain(dict(module.hparams))
-        if not weights_only:
+        if self.datamodule is not None and getattr(self.datamodule, "_hparams", None):
+            state["datamodule_hyper_parameters"] = to_plain(dict(self.datamodule.hparams))
+        if weights_only:
+            state["weights_only"] = True  # so that resuming from it says why it cannot
+        else:
             state["rng"] = capture_rng_state()
             state["optimizer_states"] = [o.state_dict() for o in self.optimizers]
             state["lr_schedulers"] = [c.scheduler.state_dict() for c in self.lr_scheduler_configs]
@@ -1198,10 +1439,17 @@ class Trainer:
         load_module_state(module, checkpoint["state_dict"])
         if self._state.fn != TrainerFn.FITTING:
             return
+        # the fit continues the checkpoint's run; what was logged after it is superseded
+        self._resume_from = (checkpoint.get("run") or None, int(checkpoint.get("global_step", 0)))
+        stepped = bool(checkpoint.get("global_step"))
         for optimizer, state in zip(
             self.optimizers, checkpoint.get("optimizer_states", []), strict=False
         ):
             optimizer.load_state_dict(state)
+            if stepped:
+                # the interrupted run had stepped it; without this torch warns that a
+                # scheduler steps "before optimizer.step()" when a resume replays an epoch end
+                optimizer._opt_called = True  # type: ignore[attr-defined]
         for config, state in zip(
             self.lr_scheduler_configs, checkpoint.get("lr_schedulers", []), strict=False
         ):
@@ -1211,19 +1459,70 @@ class Trainer:
             self.precision_plugin.load_state_dict(checkpoint["precision"])
         if self.datamodule is not None and "datamodule" in checkpoint:
             self.datamodule.load_state_dict(checkpoint["datamodule"])
-        if "rng" in checkpoint:
-            from ember.trainer.checkpoint import restore_rng_state
+        fit_state = checkpoint.get("loops", {}).get("fit_loop", {})
+        self._progress.load_state_dict(fit_state)
+        self._resume_train_loader(fit_state.get("train_dataloader"))
+        self.fit_loop.resume_rng_state = checkpoint.get("rng")
 
-            restore_rng_state(checkpoint["rng"])
-        self._progress.load_state_dict(checkpoint.get("loops", {}).get("fit_loop", {}))
+    def _fit_loop_state(self) -> dict[str, Any]:
+        """The fit loop's position, with the training loader's (epoch, batches consumed,
+        sampler order) when there is one."""
+        state: dict[str, Any] = self._progress.state_dict()
+        if self._train_loader is not None:
+            state["train_dataloader"] = self._train_loader.state_dict()
+        return state
+
+    def _resume_train_loader(self, state: Mapping[str, Any] | None) -> None:
+        """Put the training loader where the restored fit stopped inside its epoch."""
+        self._reload_for_resume()
+        loader = self._train_loader
+        if loader is None:
+            return
+        if state is None:
+            # a checkpoint without the loader's state: only the batch count is known, so
+            # the consumed batches are read again and dropped (with a warning)
+            state = {"epoch": self.current_epoch, "batches_consumed": self._progress.batch_idx}
+        loader.load_state_dict(dict(state))
+
+    def _reload_for_resume(self) -> None:
+        """Under ``reload_dataloaders_every_n_epochs``, reload as the uninterrupted run
+        last did before the restored epoch, so the fit loop does not reload (and lose the
+        restored position) on entering it."""
+        every = self.reload_dataloaders_every_n_epochs
+        if not every:
+            return
+        last = self.current_epoch - self.current_epoch % every
+        if self._reload_due("train", last):
+            self._load_train_dataloader()
+        if self._reload_due("val", last):
+            self._load_val_dataloaders()
+        self._loaded_epoch = {"train": last, "val": last}
+
+    def _preempt(self) -> None:
+        """Save ``preempted.ckpt`` at this step boundary and stop with status 75."""
+        path = preemption_checkpoint_path(self.callbacks, self.default_root_dir)
+        # a process told by another one (distributed) saw no signal itself
+        signum = self._preemption.signum or signal.SIGTERM
+        self.save_checkpoint(path)
+        exc = Preempted(signum, str(path))
+        if self.is_global_zero:
+            print(f"ember: {exc}", file=sys.stderr, flush=True)
+        raise exc
 
     def save_checkpoint(self, filepath: str | os.PathLike[str], weights_only: bool = False) -> None:
         """Write a checkpoint of the running fit to ``filepath`` atomically."""
         from ember.trainer.checkpoint import checkpoint_header, save_checkpoint_atomic
 
+        if self._module is None:
+            raise MisconfigurationError(
+                "save_checkpoint needs a module: call it during or after "
+                "trainer.fit/validate/test/predict"
+            )
+
         state = {**checkpoint_header(), **self._checkpoint_state(weights_only)}
         if self.is_global_zero:
             save_checkpoint_atomic(state, filepath)
+            self._record_artifact(filepath, "checkpoint")
         self.strategy.barrier("save_checkpoint")
 
 

@@ -237,8 +237,9 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     print(f"status    {s['status']}")
     print(f"started   {_when(s['started_at'])}   duration {_duration(s['duration'])}")
     if data["resumes"]:
-        steps = ", ".join(str(r) for r in data["resumes"])
-        print(f"resumed   {len(data['resumes'])} time(s), from step {steps}")
+        # no step: a later entry point (test after fit) continued where the run was
+        points = ", ".join("the last step" if r is None else f"step {r}" for r in data["resumes"])
+        print(f"resumed   {len(data['resumes'])} time(s), from {points}")
     counts = data["records"]
     print("records   " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
 

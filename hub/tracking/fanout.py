@@ -255,6 +255,8 @@ class Worker(threading.Thread):
             try:
                 result = fn()
             except Exception as exc:
+                # waiting out the backoff is retrying, not hanging in the call
+                self.in_call = None
                 attempt += 1
                 self.error = self.redactor.text(f"{method}: {type(exc).__name__}: {exc}")
                 if attempt >= self.policy.max_attempts:

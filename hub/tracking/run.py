@@ -68,7 +68,9 @@ def resolve_loggers(logger: LoggerArg, *, plugin_manager: Any = None) -> list[Lo
 
     ``None`` or ``True``: the default (CSV); ``False``: no tracking at all (returns
     ``None``); a provider name; a mapping ``{"name": ..., **options}``; a
-    :class:`Logger` object; or a list of these (an empty list: the journal only).
+    :class:`Logger` object; or a list of these (an empty list: the journal only). The
+    entries this returns may be passed back (``Run.start(loggers=entries)``): they are
+    used as they are, so a caller can resolve early and start the run later.
     Options are validated against the provider's schema before anything is built.
     """
     if logger is False:
@@ -93,6 +95,8 @@ def resolve_loggers(logger: LoggerArg, *, plugin_manager: Any = None) -> list[Lo
 
 
 def _resolve_one(item: Any, position: int, pm: Any) -> LoggerEntry:
+    if isinstance(item, LoggerEntry):  # resolved earlier (the Trainer checks at construction)
+        return item
     if isinstance(item, Logger) or hasattr(item, "log_metrics"):
         check_logger(item, f"logger[{position}]")
         label = item.name or type(item).__name__.lower()

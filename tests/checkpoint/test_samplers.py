@@ -126,17 +126,23 @@ def test_resume_mid_epoch_yields_the_uninterrupted_batches(
     before, state = _epochs(first, range(3), stop=stop)
     assert state is not None
     check_weights_only_safe(state)
-    path = save_checkpoint_atomic({**checkpoint_header(), "loader": state}, tmp_path / "c.ckpt")
+    checkpoint = {**checkpoint_header(), "loader": state, "rng": torch.get_rng_state()}
+    path = save_checkpoint_atomic(checkpoint, tmp_path / "c.ckpt")
     del first
 
     torch.manual_seed(12345)  # a new process, seeded differently (or not at all)
     resumed = ResumableLoader(make())
-    resumed.load_state_dict(load_checkpoint_safe(path)["loader"])
+    saved = load_checkpoint_safe(path)
+    resumed.load_state_dict(saved["loader"])
     log.unlink()
     resumed.set_epoch(1)
+    iterator = iter(resumed)
+    # as the trainer does: the epoch was under way at the checkpoint, so the random state
+    # is restored after its iteration starts
+    torch.set_rng_state(saved["rng"])
     rest_of_epoch = [
         (1, i, torch.atleast_1d(b).tolist())
-        for i, b in enumerate(resumed, start=resumed.batches_consumed)
+        for i, b in enumerate(iterator, start=resumed.batches_consumed)
     ]
     read_in_resumed_epoch = reads(log)
     for _ in rest_of_epoch:
@@ -165,31 +171,47 @@ def test_position_counts_consumed_batches_not_prefetched_ones(tmp_path: Path) ->
     del iterator
 
 
-def test_iterating_does_not_touch_the_global_generator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", ["random", "random_generator", "random_replacement"])
+def test_uninterrupted_it_draws_what_a_plain_dataloader_draws(
+    tmp_path: Path, kind: str, workers: int
+) -> None:
+    """Same batches, epoch after epoch, and the same global random state afterwards: a
+    training loop over the rebuilt loader does a hand-written loop's arithmetic."""
     data = Recording(tmp_path / "reads.log")
-    plain = DataLoader(data, shuffle=True, batch_size=4)
-    before = torch.get_rng_state()
-    list(plain)
-    assert not torch.equal(before, torch.get_rng_state())  # why make_resumable adds a generator
+    make = _loaders(data, workers)[kind]
+    torch.manual_seed(3)
+    plain = make()
+    expected = [[b.tolist() for b in plain] for _ in range(3)]
+    expected_rng = torch.get_rng_state()
 
-    loader = ResumableLoader(DataLoader(data, shuffle=True, batch_size=4))
-    before = torch.get_rng_state()
-    for epoch in range(2):
+    torch.manual_seed(3)
+    loader = ResumableLoader(make())
+    assert loader.exact
+    got = []
+    for epoch in range(3):
         loader.set_epoch(epoch)
-        list(loader)
-    assert torch.equal(before, torch.get_rng_state())
+        got.append([b.tolist() for b in loader])
+    assert got == expected
+    assert torch.equal(torch.get_rng_state(), expected_rng)
 
 
-def test_epochs_differ_and_can_be_recomputed(tmp_path: Path) -> None:
-    sampler = ResumableRandomSampler(range(50), seed=3)
+def test_an_epoch_order_is_recomputed_from_the_state(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(3)
+    sampler = ResumableRandomSampler(range(50), generator=generator)
     orders = []
     for epoch in range(3):
         sampler.set_epoch(epoch)
         orders.append(list(sampler))
+        if epoch == 1:
+            state = sampler.state_dict()
     assert len({tuple(o) for o in orders}) == 3
-    again = ResumableRandomSampler(range(50), seed=3)
+    again = ResumableRandomSampler(range(50), generator=torch.Generator().manual_seed(99))
+    again.load_state_dict(state)
+    assert list(again) == orders[1]  # the saved epoch, from its saved start state
+    again.restore_generator()
     again.set_epoch(2)
-    assert list(again) == orders[2]
+    assert list(again) == orders[2]  # the generator continues where it was
 
 
 # ------------------------------------------------------------------------- equivalence
@@ -202,15 +224,24 @@ def test_sequential_matches_torch() -> None:
 @pytest.mark.parametrize(
     ("replacement", "num_samples"), [(False, None), (False, 50), (False, 7), (True, 70), (True, 3)]
 )
-def test_random_epoch_zero_matches_torch_with_the_same_seed(
+def test_random_matches_torch_with_the_same_seed(
     replacement: bool, num_samples: int | None
 ) -> None:
-    ours = ResumableRandomSampler(range(20), replacement, num_samples, seed=11)
+    ours = ResumableRandomSampler(
+        range(20), replacement, num_samples, generator=torch.Generator().manual_seed(11)
+    )
     theirs = RandomSampler(
         range(20), replacement, num_samples, generator=torch.Generator().manual_seed(11)
     )
-    assert list(ours) == list(theirs)
+    for epoch in range(3):
+        ours.set_epoch(epoch)
+        assert list(ours) == list(theirs)
     assert len(ours) == len(theirs)
+    torch.manual_seed(4)
+    unseeded = [list(RandomSampler(range(20), replacement, num_samples)) for _ in range(2)]
+    torch.manual_seed(4)
+    ours = ResumableRandomSampler(range(20), replacement, num_samples)
+    assert [list(ours), (ours.set_epoch(1), list(ours))[1]] == unseeded
 
 
 @pytest.mark.parametrize("n", [20, 23, 3])
@@ -286,8 +317,8 @@ def test_make_resumable_keeps_every_option(tmp_path: Path) -> None:
     ):
         assert getattr(rebuilt, name) == getattr(original, name), name
     sampler = resumable_sampler(rebuilt)
-    assert isinstance(sampler, ResumableRandomSampler) and sampler.seed == 4
-    assert rebuilt.generator is not original.generator
+    assert isinstance(sampler, ResumableRandomSampler)
+    assert sampler.generator is original.generator is rebuilt.generator
     assert len(rebuilt) == len(original)
 
 

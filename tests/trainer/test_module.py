@@ -96,7 +96,8 @@ def test_print_only_on_global_zero(make_trainer: Any, capsys: Any) -> None:
         def on_train_start(self) -> None:
             self.print("hello from", self.trainer.global_rank)
 
-    make_trainer(max_epochs=1).fit(Model(), make_loader(16, 16))
+    # logger=False: no run header on stdout
+    make_trainer(max_epochs=1, logger=False).fit(Model(), make_loader(16, 16))
     assert capsys.readouterr().out == "hello from 0\n"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import os
 import pickle
 import re
@@ -31,6 +32,7 @@ from typing import Any
 
 import torch
 from ember.trainer.checkpoint.errors import (
+    CheckpointError,
     CheckpointNotFoundError,
     CheckpointSaveError,
     NewerCheckpointVersionError,
@@ -575,13 +577,67 @@ def instantiate_from_checkpoint(
     """Build ``cls`` from a checkpoint's hyperparameters (``overrides`` win) and load its weights.
 
     The building block of ``EmberModule.load_from_checkpoint``. The object is built with
-    ``cls(**hyper_parameters)``; nothing named in the file is imported.
+    ``cls(**hyper_parameters)``; nothing named in the file is imported. A module that
+    overrides ``on_load_checkpoint`` sees the checkpoint before its weights load.
+
+    :raises CheckpointError: the hyperparameters do not fit ``cls``'s constructor (the
+        message lists them and says what to pass).
     """
     checkpoint = load_checkpoint_safe(path, map_location=map_location)
     if "state_dict" not in checkpoint:
         raise NotACheckpointError(f"{path} holds no model weights (no 'state_dict' entry)")
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    hparams.update(overrides)
-    module = cls(**hparams)
+    module = build_from_hyperparameters(cls, checkpoint, path, "hyper_parameters", overrides)
+    hook = getattr(module, "on_load_checkpoint", None)
+    if callable(hook):
+        hook(checkpoint)
     load_module_state(module, checkpoint["state_dict"], strict=strict)
     return module
+
+
+def build_from_hyperparameters(
+    cls: type,
+    checkpoint: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    key: str,
+    overrides: Mapping[str, Any],
+) -> Any:
+    """``cls(**checkpoint[key], **overrides)``, or a :class:`CheckpointError` that says
+    which hyperparameters the file holds and what the constructor wanted."""
+    saved = dict(checkpoint.get(key) or {})
+    hparams = {**saved, **overrides}
+    name = cls.__name__
+    # values to_plain could only describe: the constructor gets a dict, not the object
+    described = sorted(
+        k
+        for k, v in saved.items()
+        if k not in overrides and isinstance(v, dict) and "class_path" in v
+    )
+    hint = (
+        f" {', '.join(described)} {'was' if len(described) == 1 else 'were'} saved as a "
+        "description ({'class_path': ...}), not as the object: pass "
+        + ", ".join(f"{k}=..." for k in described)
+        + " again."
+        if described
+        else ""
+    )
+    try:
+        inspect.signature(cls).bind(**hparams)
+    except TypeError as exc:
+        listed = ", ".join(f"{k}={v!r}" for k, v in saved.items()) or (
+            f"none ({name}.__init__ does not call self.save_hyperparameters())"
+        )
+        raise CheckpointError(
+            f"cannot build {name} from {os.fspath(path)}: {exc}. The checkpoint's "
+            f"hyperparameters: {listed}. Pass what is missing or different as keyword "
+            f"arguments: {name}.load_from_checkpoint(path, name=value).{hint}"
+        ) from exc
+    except ValueError:  # no signature to check (a builtin): let the call decide
+        pass
+    try:
+        return cls(**hparams)
+    except Exception as exc:
+        if not described:
+            raise
+        raise CheckpointError(
+            f"building {name} from {os.fspath(path)} raised {type(exc).__name__}: {exc}.{hint}"
+        ) from exc

@@ -65,7 +65,9 @@ class ModelCheckpoint(Callback):
     """Save checkpoints while training: the best ``save_top_k`` by ``monitor``, and
     optionally ``last.ckpt``.
 
-    :param dirpath: folder of the checkpoints; by default ``<default_root_dir>/checkpoints``.
+    :param dirpath: folder of the checkpoints; by default ``<trainer.log_dir>/checkpoints``
+        as fit starts (``<default_root_dir>/checkpoints`` for a new trainer), and on a
+        resume the folder the checkpoint's state names.
     :param filename: file name template without extension, e.g. ``"{epoch}-{val_loss:.3f}"``
         (giving ``epoch=3-val_loss=0.123.ckpt``). Fields are ``epoch``, ``step`` and any
         logged metric (names may contain ``/``, written as ``_`` in the file name); a
@@ -171,6 +173,8 @@ class ModelCheckpoint(Callback):
         self.dirpath: str | None = (
             os.path.abspath(os.fspath(dirpath)) if dirpath is not None else None
         )
+        #: a default folder follows a resumed run's folder (see load_state_dict)
+        self._dirpath_given = dirpath is not None
         self.filename = filename
         self.monitor = monitor
         self.verbose = verbose
@@ -229,9 +233,14 @@ class ModelCheckpoint(Callback):
     # ------------------------------------------------------------------ hooks
 
     def setup(self, trainer: Any, module: Any, stage: str) -> None:
-        """Fix the folder, clear temp files of saves killed mid-write, apply a restored state."""
+        """Fix the folder, clear temp files of saves killed mid-write, apply a restored state.
+
+        The default folder is ``<trainer.log_dir>/checkpoints``: ``<default_root_dir>/
+        checkpoints`` unless an earlier entry point of this trainer opened a run directory.
+        """
         if self.dirpath is None:
-            self.dirpath = os.path.abspath(os.path.join(trainer.default_root_dir, "checkpoints"))
+            root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
+            self.dirpath = os.path.abspath(os.path.join(root, "checkpoints"))
         self.dirpath = trainer.strategy.broadcast(self.dirpath)
         if trainer.is_global_zero and stage == "fit":
             remove_stale_temp_files(self.dirpath)
@@ -301,13 +310,17 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue the saved bookkeeping (after :meth:`setup`; before, it waits for it).
 
-        When the folder changed since the save, only ``best_model_path`` is taken: the
-        other files are not in this run's folder, so they are not this run's to rotate.
+        A callback whose folder was not given continues in the saved folder when it still
+        exists (the default may differ between processes). Otherwise, when the folders
+        differ, only ``best_model_path`` is taken: the other files are not in this run's
+        folder, so they are not this run's to rotate.
         """
         if self.dirpath is None:
             self._pending_state = dict(state_dict)
             return
         saved_dir = state_dict.get("dirpath")
+        if saved_dir is not None and not self._dirpath_given and os.path.isdir(saved_dir):
+            self.dirpath = os.path.abspath(saved_dir)
         if saved_dir is None or os.path.abspath(saved_dir) == self.dirpath:
             self.best_model_score = _tensor(state_dict.get("best_model_score"))
             self.current_score = _tensor(state_dict.get("current_score"))

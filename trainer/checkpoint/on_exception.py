@@ -21,7 +21,7 @@ class OnExceptionCheckpoint(Callback):
     warning: the original exception is what propagates. A preemption (which saves its own
     checkpoint at a step boundary) is not saved again.
 
-    :param dirpath: folder of the file; by default ``<default_root_dir>/checkpoints``.
+    :param dirpath: folder of the file; by default ``<trainer.log_dir>/checkpoints``.
     :param filename: file name without extension.
     """
 
@@ -48,9 +48,10 @@ class OnExceptionCheckpoint(Callback):
         return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION)
 
     def setup(self, trainer: Any, module: Any, stage: str) -> None:
-        """Default the folder to ``<default_root_dir>/checkpoints``."""
+        """Default the folder to ``<trainer.log_dir>/checkpoints``, as ModelCheckpoint's."""
         if self.dirpath is None:
-            self.dirpath = os.path.abspath(os.path.join(trainer.default_root_dir, "checkpoints"))
+            root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
+            self.dirpath = os.path.abspath(os.path.join(root, "checkpoints"))
 
     def on_exception(self, trainer: Any, module: Any, exception: BaseException) -> None:
         """Save, unless the run was preempted (already saved) or the save itself fails."""

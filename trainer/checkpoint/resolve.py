@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ember.hub.tracking.run import RUNS_DIR
 from ember.trainer.checkpoint.errors import CheckpointError, CheckpointNotFoundError
 from ember.trainer.checkpoint.io import load_checkpoint_safe
 from ember.trainer.checkpoint.model_checkpoint import ModelCheckpoint
@@ -39,18 +40,36 @@ def preemption_checkpoint_path(
     return checkpoint_dirs(callbacks, default_root_dir)[0] / PREEMPTED_NAME
 
 
+def _last_search_dirs(
+    callbacks: Iterable[Any], default_root_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """:func:`checkpoint_dirs`, and, when a folder was left to its default, everywhere a
+    default folder of an earlier process can be: ``<default_root_dir>/checkpoints`` and
+    each run directory's ``checkpoints`` (``<default_root_dir>/ember_runs/*/``)."""
+    callbacks = list(callbacks)
+    folders = checkpoint_dirs(callbacks, default_root_dir)
+    checkpointers = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if not checkpointers or any(not getattr(cb, "_dirpath_given", True) for cb in checkpointers):
+        root = Path(default_root_dir)
+        folders += [root / "checkpoints", *sorted(root.glob(f"{RUNS_DIR}/*/checkpoints"))]
+    return list(dict.fromkeys(p.absolute() for p in folders))
+
+
 def find_last_checkpoint(
     callbacks: Iterable[Any], default_root_dir: str | os.PathLike[str]
 ) -> Path | None:
     """The newest (by modification time) ``last.ckpt``, ``last-vN.ckpt`` or
     ``preempted.ckpt`` in this run's checkpoint folders, or None.
 
-    Files are written atomically, so the newest one is complete. An
-    ``OnExceptionCheckpoint`` file is not a candidate: it holds the state a step died in
-    (possibly NaN weights); pass its path explicitly to resume from it.
+    A ``ModelCheckpoint`` left to its default folder may have written, in an earlier
+    process, under ``<default_root_dir>/checkpoints`` or a run directory's
+    ``checkpoints``: those are searched too. Files are written atomically, so the newest
+    one is complete. An ``OnExceptionCheckpoint`` file is not a candidate: it holds the
+    state a step died in (possibly NaN weights); pass its path explicitly to resume from
+    it.
     """
     found: list[tuple[float, str, Path]] = []
-    for folder in checkpoint_dirs(callbacks, default_root_dir):
+    for folder in _last_search_dirs(callbacks, default_root_dir):
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():

@@ -3,18 +3,19 @@ far into the epoch the training loop got.
 
 Two things must be right for a mid-epoch resume to continue exactly:
 
-* the order: each sampler computes the epoch's whole index sequence from ``(seed, epoch)``
-  alone, so a new process recomputes it and starts at the saved position without reading
-  (or even touching) a single skipped sample;
+* the order: each sampler's state holds what fixes the epoch's whole index sequence (the
+  epoch and seed, or the state its generator had when the epoch's order was drawn), so a
+  new process recomputes it and starts at the saved position without reading (or even
+  touching) a single skipped sample;
 * the position: DataLoader workers and prefetching pull indices ahead of the training
   loop, so a sampler cannot count what it yielded. :class:`ResumableLoader` counts what
   the loop consumed instead: the loop calls :meth:`ResumableLoader.advance` once per batch
   it takes (a Python integer increment, no device sync).
 
-:func:`make_resumable` rebuilds a user's DataLoader around the equivalent resumable
-sampler. It also gives the loader its own ``torch.Generator``: a plain DataLoader draws its
-worker seed from the global torch generator each time an epoch starts, which would shift
-the restored random state on resume.
+Uninterrupted, the resumable samplers draw exactly what the standard ones draw, from the
+same generators at the same moments, so a loader rebuilt by :func:`make_resumable` yields
+the batches of the user's loader and leaves the global random state exactly as it would:
+training matches a hand-written PyTorch loop bit for bit.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ from torch.utils.data import (
     Sampler,
     SequentialSampler,
 )
-
-# Spreads per-epoch loader seeds apart (a large odd constant, as in splitmix64).
-_EPOCH_SEED_STRIDE = 0x9E3779B97F4A7C15
-_SEED_MOD = 2**63
 
 
 class _ResumableSampler(Sampler[int]):
@@ -108,16 +105,20 @@ class ResumableSequentialSampler(_ResumableSampler):
 
 
 class ResumableRandomSampler(_ResumableSampler):
-    """A random order drawn afresh each epoch from a generator seeded with ``seed + epoch``.
+    """``RandomSampler``, draw for draw, that can resume inside an epoch.
 
-    Epoch 0 yields exactly what ``RandomSampler(data_source, replacement, num_samples,
-    generator=torch.Generator().manual_seed(seed))`` yields first; later epochs differ from
-    ``RandomSampler`` (which keeps drawing from one generator) so that any epoch can be
-    recomputed on its own.
+    Each epoch's order is drawn when the epoch's iteration starts, exactly as
+    ``RandomSampler`` draws it: from ``generator`` when given (which keeps advancing from
+    epoch to epoch), otherwise from a generator seeded with one draw from the global torch
+    generator. The same seed gives the same orders as ``RandomSampler``.
 
-    :param seed: fixes every epoch's order; by default ``torch.initial_seed()`` (the seed of
-        ``torch.manual_seed``/``seed_everything``). It is saved in the state dict, so a
-        resumed run reuses it even when the new process was seeded differently.
+    The state dict holds the state of the generator the current epoch's order was drawn
+    with (before drawing), so a new process recomputes that order without drawing, and
+    the state ``generator`` had at the checkpoint, which :class:`ResumableLoader` puts
+    back at the moment that corresponds to the checkpoint (see
+    :meth:`restore_generator`). The global generator is the trainer's to restore.
+
+    :param generator: as ``RandomSampler``'s.
     """
 
     kind = "random"
@@ -127,7 +128,7 @@ class ResumableRandomSampler(_ResumableSampler):
         data_source: Sized,
         replacement: bool = False,
         num_samples: int | None = None,
-        seed: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         if num_samples is not None and (not isinstance(num_samples, int) or num_samples <= 0):
@@ -135,7 +136,13 @@ class ResumableRandomSampler(_ResumableSampler):
         self.data_source = data_source
         self.replacement = replacement
         self._num_samples = num_samples
-        self.seed = int(torch.initial_seed() if seed is None else seed)
+        self.generator = generator
+        #: the state of the generator this epoch's order is drawn with, before drawing;
+        #: None until the epoch's iteration starts
+        self._start_state: torch.Tensor | None = None
+        self._order: torch.Tensor | None = None
+        #: ``generator``'s state at the checkpoint, until :meth:`restore_generator`
+        self._saved_generator_state: torch.Tensor | None = None
 
     @property
     def num_samples(self) -> int:
@@ -145,11 +152,38 @@ class ResumableRandomSampler(_ResumableSampler):
     def __len__(self) -> int:
         return self.num_samples
 
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch; a new epoch draws its order when its iteration starts."""
+        if epoch != self.epoch:
+            self._start_state = None
+            self._order = None
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        # a generator function, like RandomSampler's: the order is drawn at the first
+        # next(), so draws happen in the same sequence as with a standard DataLoader
+        yield from self._remaining()
+
     def _sequence(self) -> torch.Tensor:
+        if self._order is not None:
+            return self._order
+        if self._start_state is not None:  # resumed: recompute, drawing from nothing shared
+            generator = torch.Generator()
+            generator.set_state(self._start_state)
+        elif self.generator is not None:
+            generator = self.generator
+            self._start_state = generator.get_state()
+        else:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator = torch.Generator()
+            generator.manual_seed(seed)
+            self._start_state = generator.get_state()
+        self._order = self._draw(generator)
+        return self._order
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
         n = len(self.data_source)
-        generator = torch.Generator()
-        generator.manual_seed(self.seed + self.epoch)
-        # Drawn in the same chunks as RandomSampler, so epoch 0 matches it draw for draw.
+        # the same calls in the same chunks as RandomSampler, so the orders match it
         if self.replacement:
             chunks = [
                 torch.randint(high=n, size=(32,), dtype=torch.int64, generator=generator)
@@ -166,13 +200,34 @@ class ResumableRandomSampler(_ResumableSampler):
         return torch.cat(chunks)
 
     def state_dict(self) -> dict[str, Any]:
-        """Epoch, position and seed."""
-        return {**super().state_dict(), "seed": self.seed}
+        """Epoch, position, the state the epoch's order was drawn from, and ``generator``'s
+        state now."""
+        return {
+            **super().state_dict(),
+            "start_state": self._start_state,
+            "generator_state": self.generator.get_state() if self.generator is not None else None,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore epoch, position and seed."""
+        """Restore epoch, position and the epoch's order; ``generator``'s saved state waits
+        for :meth:`restore_generator`."""
         super().load_state_dict(state)
-        self.seed = int(state["seed"])
+        self._start_state = state.get("start_state")
+        self._order = None
+        if self.generator is not None:
+            self._saved_generator_state = state.get("generator_state")
+
+    def restore_generator(self) -> None:
+        """Give ``generator`` the state it had at the checkpoint (once, after a load).
+
+        :class:`ResumableLoader` calls it before an epoch that the checkpoint preceded, or
+        right after the iteration of the resumed epoch started (starting one draws the
+        worker seed from the loader's generator, which the interrupted run had done before
+        its checkpoint too).
+        """
+        saved, self._saved_generator_state = self._saved_generator_state, None
+        if saved is not None and self.generator is not None:
+            self.generator.set_state(saved)
 
 
 class ResumableDistributedSampler(_ResumableSampler):
@@ -268,9 +323,8 @@ def _convert_sampler(sampler: Any) -> _ResumableSampler | None:
     if kind is SequentialSampler:
         return ResumableSequentialSampler(sampler.data_source)
     if kind is RandomSampler:
-        seed = sampler.generator.initial_seed() if sampler.generator is not None else None
         return ResumableRandomSampler(
-            sampler.data_source, sampler.replacement, sampler._num_samples, seed=seed
+            sampler.data_source, sampler.replacement, sampler._num_samples, sampler.generator
         )
     if kind is DistributedSampler:
         converted = ResumableDistributedSampler(
@@ -302,11 +356,11 @@ _REBUILT_ATTRS = (
 def make_resumable(dataloader: DataLoader) -> DataLoader:
     """The same DataLoader with its sampler replaced by the resumable equivalent.
 
-    ``SequentialSampler``, ``RandomSampler`` (its generator's seed is kept) and
-    ``DistributedSampler`` (same split and seed) are converted; batch size, ``drop_last``,
-    workers, collate function, pinning, worker init function, prefetching, persistence and
-    timeouts carry over. The new loader gets its own ``torch.Generator`` for worker seeds,
-    so starting an epoch no longer draws from the global generator.
+    ``SequentialSampler``, ``RandomSampler`` (same generator) and ``DistributedSampler``
+    (same split and seed) are converted; batch size, ``drop_last``, workers, collate
+    function, pinning, worker init function, prefetching, persistence, timeouts and the
+    loader's generator carry over. The rebuilt loader yields the same batches as the
+    original and draws the same random numbers at the same moments.
 
     Returned unchanged, and then not resumable by position: a DataLoader subclass (its
     constructor may take other arguments), an ``IterableDataset``, or a custom sampler or
@@ -322,15 +376,6 @@ def make_resumable(dataloader: DataLoader) -> DataLoader:
     sampler = _convert_sampler(inner)
     if sampler is None:
         return dataloader
-    if dataloader.generator is not None:
-        seed = dataloader.generator.initial_seed()
-    else:
-        seed = getattr(sampler, "seed", None)
-        seed = torch.initial_seed() if seed is None else seed
-    if isinstance(sampler, ResumableDistributedSampler):
-        seed += _EPOCH_SEED_STRIDE * sampler.rank  # ranks' workers draw differently
-    generator = torch.Generator()
-    generator.manual_seed(seed % _SEED_MOD)
     accepted = inspect.signature(DataLoader.__init__).parameters
     kwargs: dict[str, Any] = {
         name: getattr(dataloader, name)
@@ -351,7 +396,7 @@ def make_resumable(dataloader: DataLoader) -> DataLoader:
         kwargs["batch_sampler"] = BatchSampler(
             sampler, batch_sampler.batch_size, batch_sampler.drop_last
         )
-    return DataLoader(dataloader.dataset, generator=generator, **kwargs)
+    return DataLoader(dataloader.dataset, generator=dataloader.generator, **kwargs)
 
 
 def resumable_sampler(dataloader: DataLoader) -> _ResumableSampler | None:
@@ -383,9 +428,16 @@ class ResumableLoader:
                 ...                                   # step; a checkpoint saved after this
                                                       # point resumes with the next batch
 
-    ``advance`` is an integer increment: call it as soon as the loop takes a batch, never
+    ``advance`` is an integer increment: call it once per batch the loop has taken, never
     for a batch fetched ahead (prefetching, workers). A checkpoint saved at a step boundary
     then resumes exactly at the next batch.
+
+    Starting an epoch's iteration draws from the random generators as a standard
+    DataLoader does (the worker seed, a shuffling order). So that these draws line up
+    with the interrupted run's, a resuming loop restores the global random state after
+    ``iter(loader)`` when the resumed epoch was already under way at the checkpoint
+    (``batches_consumed > 0`` after ``set_epoch``), and before it otherwise; the loader
+    does the same for a sampler's own generator.
 
     When the loader has a resumable sampler (see :func:`make_resumable`), the resumed epoch
     skips the consumed samples by index arithmetic and never reads them. Otherwise (custom
@@ -403,10 +455,6 @@ class ResumableLoader:
         self.epoch = 0
         self.batches_consumed = 0
         self._discard = 0
-        generator = self.dataloader.generator if self.sampler is not None else None
-        self._generator: torch.Generator | None = generator
-        self.seed = generator.initial_seed() if generator is not None else None
-        self._reseed()
 
     @property
     def exact(self) -> bool:
@@ -417,11 +465,10 @@ class ResumableLoader:
         """Batches in a whole epoch (``len`` of the DataLoader)."""
         return len(self.dataloader)
 
-    def _reseed(self) -> None:
-        if self._generator is not None and self.seed is not None:
-            self._generator.manual_seed(
-                (self.seed + _EPOCH_SEED_STRIDE * (self.epoch + 1)) % _SEED_MOD
-            )
+    def _restore_generator(self) -> None:
+        restore = getattr(self.sampler, "restore_generator", None)
+        if restore is not None:
+            restore()
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch``: a new epoch starts at its first batch, the epoch being resumed
@@ -434,11 +481,15 @@ class ResumableLoader:
             self.sampler.set_epoch(epoch)
         else:
             _set_epoch_on_user_objects(self.dataloader, epoch)
-        self._reseed()
+        if not self.batches_consumed:  # the checkpoint (if any) came before this epoch began
+            self._restore_generator()
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate the rest of the current epoch."""
         iterator = iter(self.dataloader)
+        # a resumed epoch: the interrupted run had started this iteration before its
+        # checkpoint, drawing what starting it just drew again
+        self._restore_generator()
         discard, self._discard = self._discard, 0
         for _ in range(discard):
             if next(iterator, _END) is _END:
@@ -457,7 +508,6 @@ class ResumableLoader:
             "epoch": self.epoch,
             "batches_consumed": self.batches_consumed,
             "samples_per_batch": self.samples_per_batch,
-            "seed": self.seed,
             "sampler": self.sampler.state_dict() if self.sampler is not None else None,
         }
 
@@ -470,8 +520,6 @@ class ResumableLoader:
         saved_sampler = state.get("sampler")
         if self.sampler is not None and saved_sampler is not None:
             self.sampler.load_state_dict(saved_sampler)
-            if state.get("seed") is not None:
-                self.seed = int(state["seed"])
             if state.get("samples_per_batch") != self.samples_per_batch:
                 self.batches_consumed = math.ceil(self.sampler.consumed / self.samples_per_batch)
         elif self.batches_consumed:
@@ -488,7 +536,6 @@ class ResumableLoader:
                 UserWarning,
                 stacklevel=2,
             )
-        self._reseed()
 
 
 _END = object()

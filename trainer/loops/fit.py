@@ -11,6 +11,7 @@ whether gradients are clipped, which schedulers step per step) is decided once i
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import time
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
-from ember.trainer.data import Lookahead, epoch_batches
+from ember.trainer.checkpoint.rng import restore_rng_state
+from ember.trainer.data import Lookahead
 from ember.trainer.errors import MisconfigurationError, NonFiniteLossError
 from ember.trainer.loops.evaluation import EvaluationLoop
 from ember.trainer.loops.module_hooks import detached
@@ -91,6 +93,10 @@ class FitLoop:
         self.losses: list[Tensor] = []
         self.loss_steps: list[tuple[int, int]] = []
         self._warned_min = False
+        #: the random state of a checkpoint being resumed; ``run_epoch`` restores it at the
+        #: point matching where it was captured, after everything a resume adds
+        #: (on_fit_start, the sanity check, the epoch's start hooks)
+        self.resume_rng_state: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ the run
     def run(self) -> None:
@@ -205,8 +211,21 @@ class FitLoop:
         results.set_phase("step")
 
         n = t.num_training_batches
-        skip = progress.batch_idx
-        batches = epoch_batches(t.train_dataloader, epoch, t._train_length, n, skip=skip)
+        loader = t._train_loader
+        loader.set_epoch(epoch)
+        # a resumed epoch continues after the batches its checkpoint had consumed
+        skip = progress.batch_idx = loader.batches_consumed
+        # a resume restores the random state where the checkpoint was taken: before this
+        # epoch's iteration starts (it draws the worker seed and the shuffling order) if the
+        # checkpoint preceded it, just after if the interrupted run had started it
+        resume_rng, self.resume_rng_state = self.resume_rng_state, None
+        if resume_rng is not None and not skip:
+            restore_rng_state(resume_rng)
+        batches = iter(loader)
+        if resume_rng is not None and skip:
+            restore_rng_state(resume_rng)
+        if n < t._train_length:
+            batches = itertools.islice(batches, max(int(n) - skip, 0))
         lookahead = Lookahead(batches) if math.isinf(t._train_length) else None
         has_val = t._validation_enabled() and (
             t.check_val_every_n_epoch is None or (epoch + 1) % t.check_val_every_n_epoch == 0
@@ -223,6 +242,9 @@ class FitLoop:
         m_batch_end = mh.on_train_batch_end
         collect = mh.training_epoch_end is not None
         need_outputs = self.need_outputs
+        consumed = loader.advance
+        preemption = t._preemption
+        solo = t.world_size == 1
         outputs: list[Any] = []
         max_steps = self.max_steps
         deadline = self.deadline
@@ -247,8 +269,10 @@ class FitLoop:
                 break
             is_last = lookahead.exhausted if lookahead is not None else batch_idx + 1 == n
             out = step(batch, batch_idx, is_last)
+            # counted once done, so a checkpoint saved from here on resumes after it
             progress.batch_idx = batch_idx + 1
             progress.total_batches += 1
+            consumed()
             if need_outputs:
                 out = self._outputs_for_hooks(out)
                 if collect and out is not None:
@@ -258,6 +282,13 @@ class FitLoop:
             batch_end(t, module, out, batch, batch_idx)
             if progress.global_step >= self.next_flush:
                 self._flush_step_metrics()
+            # a signal only set the flag; here, between steps, the state is consistent
+            if (
+                preemption.requested
+                if solo
+                else t.strategy.reduce_boolean_decision(preemption.requested, all=False)
+            ):
+                t._preempt()
             if val_in_loop and (
                 (progress.total_batches if val_across_epochs else batch_idx + 1) % val_every == 0
             ):

@@ -1,0 +1,210 @@
+"""What experiment tracking costs a training step: ember's journal + CSV pipeline, a
+tracker that takes 100 ms per call, and Lightning's CSVLogger, against a raw loop.
+
+Every contender trains the benchmark MLP of ``harness.py`` with two ``self.log`` calls per
+step (loss and batch accuracy, ``log_every_n_steps=50``), on the same pre-made batches,
+in one process, in interleaved rounds; medians of steady-state µs/step. The raw loop
+computes the same accuracy and keeps both detached tensors (no tracker at all): it is
+the floor, and "overhead" is measured against it.
+
+Contenders:
+
+* ``ember (a) no logger``: ``logger=False``; ``self.log`` machinery only.
+* ``ember journal only``: ``logger=[]``, the run journal without any logger, for
+  information: it separates the journal's cost from the loggers'.
+* ``ember (b) journal + csv``: ember's default tracking (no ``logger=`` argument): the
+  run journal plus the CSV logger, written from ember's worker thread.
+* ``ember (c) 100 ms logger``: ``logger=SlowLogger()``, a logger (subclass of
+  ``ember.hub.tracking.Logger``) whose every call sleeps 100 ms, like a tracker behind a
+  slow network. ember must not make training wait for it.
+* ``lightning csv``: Lightning with its own ``CSVLogger`` (its defaults), everything else
+  off; ``lightning no logger`` (``logger=False``) is shown for reference.
+
+"fixed ms" is everything outside the steady steps (start-up, the end-of-run flush).
+
+Targets: (c)/(a) <= 1.02 per step (ratio of the two medians), i.e. a slow tracker does
+not slow training; and (b)'s overhead <= 1/10 of Lightning's CSVLogger overhead
+measured in the same run.
+
+Run: ``python benchmarks/logging_overhead.py [--steps 1000] [--rounds 7] [--json OUT]``;
+exit status 1 when a target fails. Lightning rows need ``pip install -e '.[benchmark]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from ember.hub.tracking import Capabilities, Logger, MetricRecord, RunInfo
+from harness import (
+    LIGHTNING_MISSING,
+    LOG_EVERY_N_STEPS,
+    Runner,
+    check,
+    ember_runner,
+    interleaved,
+    lightning_available,
+    lightning_runner,
+    make_batches,
+    print_parity,
+    print_table,
+    raw_runner,
+    summarize,
+)
+
+SLOW_CALL_S = 0.1
+TARGET_SLOW_RATIO = 1.02
+TARGET_VS_LIGHTNING = 1 / 10
+
+
+class SlowLogger(Logger):
+    """A tracker that takes 100 ms for every call, and counts what it received."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        hyperparams=True, metrics=True, offline=True
+    )
+    name: ClassVar[str] = "slow"
+    #: metric records received by every instance, over the whole benchmark
+    received: ClassVar[int] = 0
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def open(self, run: RunInfo) -> str | None:
+        time.sleep(SLOW_CALL_S)
+        return None
+
+    def log_hyperparams(self, params: Mapping[str, Any]) -> None:
+        time.sleep(SLOW_CALL_S)
+
+    def log_metrics(self, records: Sequence[MetricRecord]) -> None:
+        time.sleep(SLOW_CALL_S)
+        with SlowLogger._lock:
+            SlowLogger.received += len(records)
+
+    def finalize(self, status: str) -> None:
+        time.sleep(SLOW_CALL_S)
+
+
+def contenders(root: str, with_lightning: bool) -> dict[str, Runner]:
+    """Every runner of this benchmark, the raw loop first."""
+    common = {
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "log_every_n_steps": LOG_EVERY_N_STEPS,
+        "default_root_dir": root,
+    }
+    runners: dict[str, Runner] = {
+        "raw": raw_runner(log=True),
+        "ember (a) no logger": ember_runner(True, lambda: {**common, "logger": False}),
+        "ember journal only": ember_runner(True, lambda: {**common, "logger": []}),
+        "ember (b) journal + csv": ember_runner(True, lambda: common),
+        "ember (c) 100 ms logger": ember_runner(True, lambda: {**common, "logger": SlowLogger()}),
+    }
+    if with_lightning:
+        from lightning.pytorch.loggers import CSVLogger
+
+        runners["lightning csv"] = lightning_runner(
+            True, lambda: {**common, "logger": CSVLogger(save_dir=root)}
+        )
+        runners["lightning no logger"] = lightning_runner(True, lambda: {**common, "logger": False})
+    return runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table and PASS/FAIL lines; 1 when a target fails."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
+    parser.add_argument(
+        "--warmup", type=int, default=50, help="first steps of each run left out of timing (50)"
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write all measurements to OUT")
+    args = parser.parse_args(argv)
+    if args.steps <= args.warmup + 1:
+        parser.error(f"--steps ({args.steps}) must exceed --warmup ({args.warmup}) + 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    with_lightning = lightning_available()
+    if not with_lightning:
+        print(LIGHTNING_MISSING + "\n")
+    batches = make_batches(args.steps)
+    root = tempfile.mkdtemp(prefix="ember-bench-")
+    # run directories and CSV files the frameworks write are scratch
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+    runners = contenders(root, with_lightning)
+    series, parity = interleaved(runners, batches, args.warmup, args.rounds)
+    summary = summarize(series, "raw")
+    a = series["ember (a) no logger"]["us_per_step"]
+    c = series["ember (c) 100 ms logger"]["us_per_step"]
+    # Ratio of the two medians: both rows run ember's identical hot path, and with seven
+    # contenders per round the pairing of (a) and (c) within a round is loose, so the
+    # median of per-round ratios mostly adds the noise of both runs.
+    slow_ratio = statistics.median(c) / statistics.median(a)
+    best_ratio = min(c) / min(a)
+
+    print(
+        f"ember logging overhead: {args.steps} steps per run, first {args.warmup} untimed; "
+        f"{args.rounds} interleaved rounds; medians; two self.log per step, "
+        f"log_every_n_steps={LOG_EVERY_N_STEPS}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread, python {platform.python_version()}"
+    )
+    print("\n(overhead = µs/step over raw)")
+    print_table(summary, "raw")
+    print_parity(parity, "raw")
+    print(f"  the 100 ms logger received {SlowLogger.received} metric records in all runs")
+    print(f"  (c)/(a) per step: {slow_ratio:.3f} (medians), {best_ratio:.3f} (fastest runs)")
+
+    print("\ntargets:")
+    verdicts = [check("(c) 100 ms logger / (a) no logger, per step", slow_ratio, TARGET_SLOW_RATIO)]
+    if with_lightning:
+        verdicts.append(
+            check(
+                "(b) journal + csv overhead <= 1/10 of Lightning CSVLogger's",
+                summary["ember (b) journal + csv"]["overhead_us_per_step"],
+                summary["lightning csv"]["overhead_us_per_step"] * TARGET_VS_LIGHTNING,
+                " µs",
+            )
+        )
+    else:
+        print("  SKIP  target relative to Lightning (not installed)")
+
+    if args.json:
+        payload = {
+            "config": {
+                "steps": args.steps,
+                "warmup": args.warmup,
+                "rounds": args.rounds,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+            "rounds": series,
+            "summary": summary,
+            "slow_over_none_ratio": slow_ratio,
+            "slow_over_none_best_run_ratio": best_ratio,
+            "parity": parity,
+            "targets": verdicts,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0 if all(v["pass"] for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runnable ember examples on data that ships inside a package (no downloads)."""

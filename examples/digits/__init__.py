@@ -1,0 +1,1 @@
+"""Handwritten-digit classification on scikit-learn's bundled digits set."""
