@@ -196,3 +196,27 @@ def test_version_flag(ember_cli):
 
     proc = ember_cli("--version")
     assert proc.stdout.strip() == f"ember {__version__}"
+
+
+def test_a_closed_pipe_ends_quietly(installed_plugins):
+    """`ember ... | head`: the reader is gone before ember writes; no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ember.hub", "hooks"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
