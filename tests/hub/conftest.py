@@ -15,36 +15,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def installed_plugins(
+    tmp_path_factory: pytest.TempPathFactory, pip_install_target
+) -> dict[str, Path]:
     """Install each fixture distribution into its own target folder; name -> folder."""
     root = tmp_path_factory.mktemp("plugins")
-    targets = {}
-    for src in sorted(p for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists()):
-        target = root / src.name
-        build = root / f"build-{src.name}"
-        build.mkdir()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                "--target",
-                str(target),
-                str(src),
-            ],
-            check=True,
-            cwd=build,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PIP_CONSTRAINT": ""},
-        )
-        targets[src.name] = target
-    return targets
+    return {
+        src.name: pip_install_target(src, root / src.name)
+        for src in sorted(p for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists())
+    }
 
 
 @pytest.fixture

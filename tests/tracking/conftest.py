@@ -4,9 +4,6 @@ console script."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,33 +18,9 @@ sys.path[:0] = [str(FIXTURE_SRC), str(Path(__file__).parent)]
 
 
 @pytest.fixture(scope="session")
-def trackers_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trackers_dist(tmp_path_factory: pytest.TempPathFactory, pip_install_target) -> Path:
     """The fixture distribution installed with pip into a folder (for PYTHONPATH)."""
-    root = tmp_path_factory.mktemp("trackers")
-    src = root / "src"
-    shutil.copytree(FIXTURE_SRC, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    target = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(src),
-        ],
-        check=True,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PIP_CONSTRAINT": ""},
-    )
-    return target
+    return pip_install_target(FIXTURE_SRC, tmp_path_factory.mktemp("trackers") / "site")
 
 
 @pytest.fixture
