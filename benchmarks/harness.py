@@ -11,13 +11,18 @@ reported apart as "fixed ms".
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import contextlib
 import gc
 import io
 import logging
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -291,3 +296,34 @@ def check(label: str, value: float, limit: float, unit: str = "") -> dict[str, A
     ok = value <= limit
     print(f"  {'PASS' if ok else 'FAIL'}  {label}: {value:.3f}{unit} (limit {limit:.3f}{unit})")
     return {"target": label, "value": value, "limit": limit, "pass": ok}
+
+
+def parse_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every step benchmark takes: --steps, --rounds, --warmup, --json."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
+    parser.add_argument(
+        "--warmup", type=int, default=50, help="first steps of each run left out of timing (50)"
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write all measurements to OUT")
+    args = parser.parse_args(argv)
+    if args.steps <= args.warmup + 1:
+        parser.error(f"--steps ({args.steps}) must exceed --warmup ({args.warmup}) + 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def prepare(steps: int) -> tuple[list[Batch], str, bool]:
+    """One thread, quiet warnings, the batches, a scratch folder removed at exit, and
+    whether Lightning is installed (printing how to install it when it is not)."""
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    with_lightning = lightning_available()
+    if not with_lightning:
+        print(LIGHTNING_MISSING + "\n")
+    root = tempfile.mkdtemp(prefix="ember-bench-")
+    # run directories and CSV files the frameworks write are scratch
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return make_batches(steps), root, with_lightning

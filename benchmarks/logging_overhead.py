@@ -32,32 +32,26 @@ exit status 1 when a target fails. Lightning rows need ``pip install -e '.[bench
 
 from __future__ import annotations
 
-import argparse
-import atexit
 import json
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from ember.hub.tracking import Capabilities, Logger, MetricRecord, RunInfo
 from harness import (
-    LIGHTNING_MISSING,
     LOG_EVERY_N_STEPS,
     Runner,
     check,
     ember_runner,
     interleaved,
-    lightning_available,
     lightning_runner,
-    make_batches,
+    parse_args,
+    prepare,
     print_parity,
     print_table,
     raw_runner,
@@ -124,28 +118,8 @@ def contenders(root: str, with_lightning: bool) -> dict[str, Runner]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and PASS/FAIL lines; 1 when a target fails."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
-    parser.add_argument(
-        "--warmup", type=int, default=50, help="first steps of each run left out of timing (50)"
-    )
-    parser.add_argument("--json", metavar="OUT", help="also write all measurements to OUT")
-    args = parser.parse_args(argv)
-    if args.steps <= args.warmup + 1:
-        parser.error(f"--steps ({args.steps}) must exceed --warmup ({args.warmup}) + 1")
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore")
-    with_lightning = lightning_available()
-    if not with_lightning:
-        print(LIGHTNING_MISSING + "\n")
-    batches = make_batches(args.steps)
-    root = tempfile.mkdtemp(prefix="ember-bench-")
-    # run directories and CSV files the frameworks write are scratch
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    args = parse_args(__doc__.split("\n\n")[0], argv)
+    batches, root, with_lightning = prepare(args.steps)
 
     runners = contenders(root, with_lightning)
     series, parity = interleaved(runners, batches, args.warmup, args.rounds)
