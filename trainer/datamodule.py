@@ -13,19 +13,15 @@ if TYPE_CHECKING:
     from ember.trainer.trainer import Trainer
 
 
-class EmberDataModule(HyperparametersMixin):
-    """Subclass it and define the ``*_dataloader`` methods you need; pass it as
-    ``trainer.fit(model, datamodule=dm)``."""
-
-    def __init__(self) -> None:
-        self.trainer: Trainer | None = None
+class DataHooks:
+    """What an ``EmberModule`` and an ``EmberDataModule`` both may define about data: the
+    trainer takes loaders from the datamodule first, then from the module."""
 
     def prepare_data(self) -> None:
         """Download or write data once, before ``setup``; do not set state here."""
 
     def setup(self, stage: str) -> None:
-        """Load and split data for ``stage`` (``"fit"``, ``"validate"``, ``"test"``,
-        ``"predict"``)."""
+        """Build what the stage (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``) needs."""
 
     def teardown(self, stage: str) -> None:
         """Clean up at the end of a stage."""
@@ -45,6 +41,14 @@ class EmberDataModule(HyperparametersMixin):
     def predict_dataloader(self) -> Any:
         """The data to predict on: a loader, or a list of loaders."""
         raise MisconfigurationError(f"{type(self).__name__} defines no predict_dataloader")
+
+
+class EmberDataModule(DataHooks, HyperparametersMixin):
+    """Subclass it and define the ``*_dataloader`` methods you need; pass it as
+    ``trainer.fit(model, datamodule=dm)``."""
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """State to save in checkpoints (empty by default)."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import torch
+from ember.trainer.datamodule import DataHooks
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.hparams import HyperparametersMixin
 from torch import Tensor, nn
@@ -87,7 +88,7 @@ def overrides(obj: object, name: str, base: type) -> bool:
     return getattr(type(obj), name, None) is not getattr(base, name, None)
 
 
-class EmberModule(HyperparametersMixin, nn.Module):
+class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
     """A ``torch.nn.Module`` that also says how to train, validate, test and predict.
 
     Subclass it, write ``training_step`` and ``configure_optimizers`` (and whatever else
@@ -395,31 +396,6 @@ class EmberModule(HyperparametersMixin, nn.Module):
         """Build layers lazily, after ``setup`` and before the optimizers are made."""
 
     # ------------------------------------------------------------------ data
-    def prepare_data(self) -> None:
-        """Download or write data once, before ``setup``; do not set state here."""
-
-    def setup(self, stage: str) -> None:
-        """Build what the stage (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``) needs."""
-
-    def teardown(self, stage: str) -> None:
-        """Clean up at the end of a stage."""
-
-    def train_dataloader(self) -> Any:
-        """The training data: a DataLoader or any iterable of batches."""
-        raise MisconfigurationError(f"{type(self).__name__} defines no train_dataloader")
-
-    def val_dataloader(self) -> Any:
-        """The validation data: a loader, or a list of loaders."""
-        raise MisconfigurationError(f"{type(self).__name__} defines no val_dataloader")
-
-    def test_dataloader(self) -> Any:
-        """The test data: a loader, or a list of loaders."""
-        raise MisconfigurationError(f"{type(self).__name__} defines no test_dataloader")
-
-    def predict_dataloader(self) -> Any:
-        """The data to predict on: a loader, or a list of loaders."""
-        raise MisconfigurationError(f"{type(self).__name__} defines no predict_dataloader")
-
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Edit a batch before it moves to the device."""
         return batch
