@@ -4,12 +4,14 @@ LightningDataModule: download once, split, and hand out loaders per stage."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.hparams import HyperparametersMixin
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations stay strings at run time
+
     from ember.trainer.trainer import Trainer
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import torch
 from ember.trainer.datamodule import DataHooks
@@ -18,6 +18,8 @@ from ember.trainer.hparams import HyperparametersMixin
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations stay strings at run time
+
     from ember.trainer.trainer import Trainer
 
 #: module hooks the trainer calls only when a subclass overrides them
