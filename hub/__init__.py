@@ -16,28 +16,35 @@ from ember.hub.errors import (
     UnknownProviderError,
 )
 from ember.hub.hookspecs import hookimpl, hookspec
-from ember.hub.lifecycle import CALLBACK_HOOKS, Lifecycle, callback_plugin
+from ember.hub.lifecycle import CALLBACK_HOOKS, Lifecycle, callback_plugin, hook_signature
 from ember.hub.manager import (
+    LIFECYCLE_HOOKS,
     PluginInfo,
     PluginManager,
     get_plugin_manager,
     reset_plugin_manager,
 )
 from ember.hub.records import (
+    PROVIDER_HOOKS,
     AcceleratorSpec,
     CallbackSpec,
     LoggerSpec,
     Option,
+    OptionsSchema,
     PrecisionSpec,
     ProviderSpec,
     StrategySpec,
+    normalize_name,
 )
 from ember.hub.tracking.logger import Logger
+from ember.hub.views import ModuleView, TrainerView
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CALLBACK_HOOKS",
+    "LIFECYCLE_HOOKS",
+    "PROVIDER_HOOKS",
     "AcceleratorSpec",
     "CallbackSpec",
     "DuplicateProviderError",
@@ -45,20 +52,25 @@ __all__ = [
     "Lifecycle",
     "Logger",
     "LoggerSpec",
+    "ModuleView",
     "Option",
     "OptionsError",
+    "OptionsSchema",
     "PluginInfo",
     "PluginLoadError",
     "PluginManager",
     "PrecisionSpec",
     "ProviderSpec",
     "StrategySpec",
+    "TrainerView",
     "UnknownHookError",
     "UnknownProviderError",
     "__version__",
     "callback_plugin",
     "get_plugin_manager",
+    "hook_signature",
     "hookimpl",
     "hookspec",
+    "normalize_name",
     "reset_plugin_manager",
 ]

@@ -11,7 +11,8 @@ Two kinds, kept apart:
   plugin's ``@hookimpl`` take only the arguments it needs.
 
 This module imports neither torch nor ``ember.trainer``: ``trainer`` and ``module`` are
-typed ``Any`` here.
+typed by the Protocols of :mod:`ember.hub.views` (what a hook may rely on), tensors and
+optimizers as ``Any``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ember.hub.records import (
     PrecisionSpec,
     StrategySpec,
 )
+from ember.hub.views import ModuleView, TrainerView
 
 PROJECT = "ember"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -107,7 +109,7 @@ def ember_callbacks() -> Iterable[CallbackSpec]:
 
 
 @hookspec
-def ember_setup(trainer: Any, module: Any, stage: Any) -> None:
+def ember_setup(trainer: TrainerView, module: ModuleView, stage: str) -> None:
     """Fires at the start of fit, validate, test or predict, before any loop runs; ``stage`` is
     ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``. Build what the run needs here.
 
@@ -124,7 +126,7 @@ def ember_setup(trainer: Any, module: Any, stage: Any) -> None:
 
 
 @hookspec
-def ember_teardown(trainer: Any, module: Any, stage: Any) -> None:
+def ember_teardown(trainer: TrainerView, module: ModuleView, stage: str) -> None:
     """Fires once at the very end of fit, validate, test or predict, also after an error.
 
     :param trainer: the running ``Trainer``.
@@ -140,7 +142,7 @@ def ember_teardown(trainer: Any, module: Any, stage: Any) -> None:
 
 
 @hookspec
-def ember_on_fit_start(trainer: Any, module: Any) -> None:
+def ember_on_fit_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.fit`` starts.
 
     :param trainer: the running ``Trainer``.
@@ -155,7 +157,7 @@ def ember_on_fit_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_fit_end(trainer: Any, module: Any) -> None:
+def ember_on_fit_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.fit`` ends.
 
     :param trainer: the running ``Trainer``.
@@ -170,7 +172,7 @@ def ember_on_fit_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_sanity_check_start(trainer: Any, module: Any) -> None:
+def ember_on_sanity_check_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when the sanity check (a few validation batches before training) starts.
 
     :param trainer: the running ``Trainer``.
@@ -185,7 +187,7 @@ def ember_on_sanity_check_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_sanity_check_end(trainer: Any, module: Any) -> None:
+def ember_on_sanity_check_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when the sanity check (a few validation batches before training) ends.
 
     :param trainer: the running ``Trainer``.
@@ -200,7 +202,7 @@ def ember_on_sanity_check_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_start(trainer: Any, module: Any) -> None:
+def ember_on_train_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when the training loop starts, before its first epoch.
 
     :param trainer: the running ``Trainer``.
@@ -215,7 +217,7 @@ def ember_on_train_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_end(trainer: Any, module: Any) -> None:
+def ember_on_train_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when the training loop ends.
 
     :param trainer: the running ``Trainer``.
@@ -230,7 +232,7 @@ def ember_on_train_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_epoch_start(trainer: Any, module: Any) -> None:
+def ember_on_train_epoch_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the start of each training epoch.
 
     :param trainer: the running ``Trainer``.
@@ -245,7 +247,7 @@ def ember_on_train_epoch_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_epoch_end(trainer: Any, module: Any) -> None:
+def ember_on_train_epoch_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the end of each training epoch, after epoch-level metrics are reduced,
     so ``trainer.callback_metrics`` holds this epoch's values.
 
@@ -261,7 +263,9 @@ def ember_on_train_epoch_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_train_batch_start(trainer: Any, module: Any, batch: Any, batch_idx: Any) -> None:
+def ember_on_train_batch_start(
+    trainer: TrainerView, module: ModuleView, batch: Any, batch_idx: int
+) -> None:
     """Fires before each training batch is processed.
 
     :param trainer: the running ``Trainer``.
@@ -279,7 +283,7 @@ def ember_on_train_batch_start(trainer: Any, module: Any, batch: Any, batch_idx:
 
 @hookspec
 def ember_on_train_batch_end(
-    trainer: Any, module: Any, outputs: Any, batch: Any, batch_idx: Any
+    trainer: TrainerView, module: ModuleView, outputs: Any, batch: Any, batch_idx: int
 ) -> None:
     """Fires after each training batch; ``outputs`` is what the step returned.
 
@@ -298,7 +302,7 @@ def ember_on_train_batch_end(
 
 
 @hookspec
-def ember_on_validation_start(trainer: Any, module: Any) -> None:
+def ember_on_validation_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when a validation run (inside fit, or ``trainer.validate``) starts, before its
     first epoch.
 
@@ -314,7 +318,7 @@ def ember_on_validation_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_validation_end(trainer: Any, module: Any) -> None:
+def ember_on_validation_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when a validation run (inside fit, or ``trainer.validate``) ends.
 
     :param trainer: the running ``Trainer``.
@@ -329,7 +333,7 @@ def ember_on_validation_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_validation_epoch_start(trainer: Any, module: Any) -> None:
+def ember_on_validation_epoch_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the start of each validation epoch.
 
     :param trainer: the running ``Trainer``.
@@ -344,7 +348,7 @@ def ember_on_validation_epoch_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_validation_epoch_end(trainer: Any, module: Any) -> None:
+def ember_on_validation_epoch_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the end of each validation epoch, after epoch-level metrics are reduced,
     so ``trainer.callback_metrics`` holds this epoch's values.
 
@@ -361,7 +365,7 @@ def ember_on_validation_epoch_end(trainer: Any, module: Any) -> None:
 
 @hookspec
 def ember_on_validation_batch_start(
-    trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
+    trainer: TrainerView, module: ModuleView, batch: Any, batch_idx: int, dataloader_idx: int
 ) -> None:
     """Fires before each validation batch is processed.
 
@@ -381,12 +385,12 @@ def ember_on_validation_batch_start(
 
 @hookspec
 def ember_on_validation_batch_end(
-    trainer: Any,
-    module: Any,
+    trainer: TrainerView,
+    module: ModuleView,
     outputs: Any,
     batch: Any,
-    batch_idx: Any,
-    dataloader_idx: Any,
+    batch_idx: int,
+    dataloader_idx: int,
 ) -> None:
     """Fires after each validation batch; ``outputs`` is what the step returned.
 
@@ -406,7 +410,7 @@ def ember_on_validation_batch_end(
 
 
 @hookspec
-def ember_on_test_start(trainer: Any, module: Any) -> None:
+def ember_on_test_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.test`` starts, before its first epoch.
 
     :param trainer: the running ``Trainer``.
@@ -421,7 +425,7 @@ def ember_on_test_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_test_end(trainer: Any, module: Any) -> None:
+def ember_on_test_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.test`` ends.
 
     :param trainer: the running ``Trainer``.
@@ -436,7 +440,7 @@ def ember_on_test_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_test_epoch_start(trainer: Any, module: Any) -> None:
+def ember_on_test_epoch_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the start of each test epoch.
 
     :param trainer: the running ``Trainer``.
@@ -451,7 +455,7 @@ def ember_on_test_epoch_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_test_epoch_end(trainer: Any, module: Any) -> None:
+def ember_on_test_epoch_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the end of each test epoch, after epoch-level metrics are reduced,
     so ``trainer.callback_metrics`` holds this epoch's values.
 
@@ -468,7 +472,7 @@ def ember_on_test_epoch_end(trainer: Any, module: Any) -> None:
 
 @hookspec
 def ember_on_test_batch_start(
-    trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
+    trainer: TrainerView, module: ModuleView, batch: Any, batch_idx: int, dataloader_idx: int
 ) -> None:
     """Fires before each test batch is processed.
 
@@ -488,12 +492,12 @@ def ember_on_test_batch_start(
 
 @hookspec
 def ember_on_test_batch_end(
-    trainer: Any,
-    module: Any,
+    trainer: TrainerView,
+    module: ModuleView,
     outputs: Any,
     batch: Any,
-    batch_idx: Any,
-    dataloader_idx: Any,
+    batch_idx: int,
+    dataloader_idx: int,
 ) -> None:
     """Fires after each test batch; ``outputs`` is what the step returned.
 
@@ -513,7 +517,7 @@ def ember_on_test_batch_end(
 
 
 @hookspec
-def ember_on_predict_start(trainer: Any, module: Any) -> None:
+def ember_on_predict_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.predict`` starts, before its first epoch.
 
     :param trainer: the running ``Trainer``.
@@ -528,7 +532,7 @@ def ember_on_predict_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_predict_end(trainer: Any, module: Any) -> None:
+def ember_on_predict_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires when ``trainer.predict`` ends.
 
     :param trainer: the running ``Trainer``.
@@ -543,7 +547,7 @@ def ember_on_predict_end(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_predict_epoch_start(trainer: Any, module: Any) -> None:
+def ember_on_predict_epoch_start(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the start of each predict epoch.
 
     :param trainer: the running ``Trainer``.
@@ -558,7 +562,7 @@ def ember_on_predict_epoch_start(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_predict_epoch_end(trainer: Any, module: Any) -> None:
+def ember_on_predict_epoch_end(trainer: TrainerView, module: ModuleView) -> None:
     """Fires at the end of each predict epoch, after epoch-level metrics are reduced,
     so ``trainer.callback_metrics`` holds this epoch's values.
 
@@ -575,7 +579,7 @@ def ember_on_predict_epoch_end(trainer: Any, module: Any) -> None:
 
 @hookspec
 def ember_on_predict_batch_start(
-    trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
+    trainer: TrainerView, module: ModuleView, batch: Any, batch_idx: int, dataloader_idx: int
 ) -> None:
     """Fires before each predict batch is processed.
 
@@ -595,12 +599,12 @@ def ember_on_predict_batch_start(
 
 @hookspec
 def ember_on_predict_batch_end(
-    trainer: Any,
-    module: Any,
+    trainer: TrainerView,
+    module: ModuleView,
     outputs: Any,
     batch: Any,
-    batch_idx: Any,
-    dataloader_idx: Any,
+    batch_idx: int,
+    dataloader_idx: int,
 ) -> None:
     """Fires after each predict batch; ``outputs`` is what the step returned.
 
@@ -620,7 +624,7 @@ def ember_on_predict_batch_end(
 
 
 @hookspec
-def ember_on_before_backward(trainer: Any, module: Any, loss: Any) -> None:
+def ember_on_before_backward(trainer: TrainerView, module: ModuleView, loss: Any) -> None:
     """Fires just before ``loss.backward()`` in automatic optimization (and in ``manual_backward``).
 
     :param trainer: the running ``Trainer``.
@@ -636,7 +640,7 @@ def ember_on_before_backward(trainer: Any, module: Any, loss: Any) -> None:
 
 
 @hookspec
-def ember_on_after_backward(trainer: Any, module: Any) -> None:
+def ember_on_after_backward(trainer: TrainerView, module: ModuleView) -> None:
     """Fires after the backward pass, before gradients are unscaled or clipped.
 
     :param trainer: the running ``Trainer``.
@@ -651,7 +655,9 @@ def ember_on_after_backward(trainer: Any, module: Any) -> None:
 
 
 @hookspec
-def ember_on_before_optimizer_step(trainer: Any, module: Any, optimizer: Any) -> None:
+def ember_on_before_optimizer_step(
+    trainer: TrainerView, module: ModuleView, optimizer: Any
+) -> None:
     """Fires before ``optimizer.step()``, after gradients are unscaled; the place to inspect
     gradient norms.
 
@@ -668,7 +674,7 @@ def ember_on_before_optimizer_step(trainer: Any, module: Any, optimizer: Any) ->
 
 
 @hookspec
-def ember_on_before_zero_grad(trainer: Any, module: Any, optimizer: Any) -> None:
+def ember_on_before_zero_grad(trainer: TrainerView, module: ModuleView, optimizer: Any) -> None:
     """Fires before ``optimizer.zero_grad()``.
 
     :param trainer: the running ``Trainer``.
@@ -684,7 +690,9 @@ def ember_on_before_zero_grad(trainer: Any, module: Any, optimizer: Any) -> None
 
 
 @hookspec
-def ember_on_save_checkpoint(trainer: Any, module: Any, checkpoint: Any) -> None:
+def ember_on_save_checkpoint(
+    trainer: TrainerView, module: ModuleView, checkpoint: dict[str, Any]
+) -> None:
     """Fires while a checkpoint dictionary is being built; add entries to ``checkpoint``.
 
     :param trainer: the running ``Trainer``.
@@ -700,7 +708,9 @@ def ember_on_save_checkpoint(trainer: Any, module: Any, checkpoint: Any) -> None
 
 
 @hookspec
-def ember_on_load_checkpoint(trainer: Any, module: Any, checkpoint: Any) -> None:
+def ember_on_load_checkpoint(
+    trainer: TrainerView, module: ModuleView, checkpoint: dict[str, Any]
+) -> None:
     """Fires when a checkpoint is restored, before training resumes.
 
     :param trainer: the running ``Trainer``.
@@ -716,7 +726,7 @@ def ember_on_load_checkpoint(trainer: Any, module: Any, checkpoint: Any) -> None
 
 
 @hookspec
-def ember_on_exception(trainer: Any, module: Any, exception: Any) -> None:
+def ember_on_exception(trainer: TrainerView, module: ModuleView, exception: BaseException) -> None:
     """Fires when fit, validate, test or predict raises, before teardown; the exception is
     re-raised afterwards.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ember.hub import hookspecs
 from ember.hub.errors import UnknownHookError
+from ember.hub.lifecycle_events import LifecycleEvents
 from ember.hub.manager import LIFECYCLE_HOOKS, _EmberPluggy
 
 #: the short names a Callback uses (``on_fit_start``, ``setup``) -> their hookspec names
@@ -116,12 +117,14 @@ def _noop(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-class Lifecycle:
+class Lifecycle(LifecycleEvents):
     """The typed face of the lifecycle hooks, as the trainer uses it.
 
     Built once per trainer from the active plugins and the user's callbacks. Callbacks
     run in the order given, after plugin hook implementations. An event with no
-    implementation is bound to a no-op, so firing it costs one Python call.
+    implementation is bound to a no-op, so firing it costs one Python call. The event
+    methods (``on_fit_start(trainer, module)``, ...) are generated from the hookspecs into
+    :mod:`ember.hub.lifecycle_events`.
     """
 
     def __init__(
@@ -147,232 +150,3 @@ class Lifecycle:
     def implemented(self, short_name: str) -> bool:
         """Whether anything implements ``short_name`` (e.g. ``"on_train_batch_end"``)."""
         return bool(getattr(self._hook, CALLBACK_HOOKS[short_name]).get_hookimpls())
-
-    def setup(self, trainer: Any, module: Any, stage: Any) -> None:
-        """Fire ``ember_setup``."""
-        self._hook.ember_setup(trainer=trainer, module=module, stage=stage)
-
-    def teardown(self, trainer: Any, module: Any, stage: Any) -> None:
-        """Fire ``ember_teardown``."""
-        self._hook.ember_teardown(trainer=trainer, module=module, stage=stage)
-
-    def on_fit_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_fit_start``."""
-        self._hook.ember_on_fit_start(trainer=trainer, module=module)
-
-    def on_fit_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_fit_end``."""
-        self._hook.ember_on_fit_end(trainer=trainer, module=module)
-
-    def on_sanity_check_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_sanity_check_start``."""
-        self._hook.ember_on_sanity_check_start(trainer=trainer, module=module)
-
-    def on_sanity_check_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_sanity_check_end``."""
-        self._hook.ember_on_sanity_check_end(trainer=trainer, module=module)
-
-    def on_train_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_train_start``."""
-        self._hook.ember_on_train_start(trainer=trainer, module=module)
-
-    def on_train_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_train_end``."""
-        self._hook.ember_on_train_end(trainer=trainer, module=module)
-
-    def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_train_epoch_start``."""
-        self._hook.ember_on_train_epoch_start(trainer=trainer, module=module)
-
-    def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_train_epoch_end``."""
-        self._hook.ember_on_train_epoch_end(trainer=trainer, module=module)
-
-    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: Any) -> None:
-        """Fire ``ember_on_train_batch_start``."""
-        self._hook.ember_on_train_batch_start(
-            trainer=trainer, module=module, batch=batch, batch_idx=batch_idx
-        )
-
-    def on_train_batch_end(
-        self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_idx: Any
-    ) -> None:
-        """Fire ``ember_on_train_batch_end``."""
-        self._hook.ember_on_train_batch_end(
-            trainer=trainer,
-            module=module,
-            outputs=outputs,
-            batch=batch,
-            batch_idx=batch_idx,
-        )
-
-    def on_validation_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_validation_start``."""
-        self._hook.ember_on_validation_start(trainer=trainer, module=module)
-
-    def on_validation_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_validation_end``."""
-        self._hook.ember_on_validation_end(trainer=trainer, module=module)
-
-    def on_validation_epoch_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_validation_epoch_start``."""
-        self._hook.ember_on_validation_epoch_start(trainer=trainer, module=module)
-
-    def on_validation_epoch_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_validation_epoch_end``."""
-        self._hook.ember_on_validation_epoch_end(trainer=trainer, module=module)
-
-    def on_validation_batch_start(
-        self, trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
-    ) -> None:
-        """Fire ``ember_on_validation_batch_start``."""
-        self._hook.ember_on_validation_batch_start(
-            trainer=trainer,
-            module=module,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_validation_batch_end(
-        self,
-        trainer: Any,
-        module: Any,
-        outputs: Any,
-        batch: Any,
-        batch_idx: Any,
-        dataloader_idx: Any,
-    ) -> None:
-        """Fire ``ember_on_validation_batch_end``."""
-        self._hook.ember_on_validation_batch_end(
-            trainer=trainer,
-            module=module,
-            outputs=outputs,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_test_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_test_start``."""
-        self._hook.ember_on_test_start(trainer=trainer, module=module)
-
-    def on_test_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_test_end``."""
-        self._hook.ember_on_test_end(trainer=trainer, module=module)
-
-    def on_test_epoch_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_test_epoch_start``."""
-        self._hook.ember_on_test_epoch_start(trainer=trainer, module=module)
-
-    def on_test_epoch_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_test_epoch_end``."""
-        self._hook.ember_on_test_epoch_end(trainer=trainer, module=module)
-
-    def on_test_batch_start(
-        self, trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
-    ) -> None:
-        """Fire ``ember_on_test_batch_start``."""
-        self._hook.ember_on_test_batch_start(
-            trainer=trainer,
-            module=module,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_test_batch_end(
-        self,
-        trainer: Any,
-        module: Any,
-        outputs: Any,
-        batch: Any,
-        batch_idx: Any,
-        dataloader_idx: Any,
-    ) -> None:
-        """Fire ``ember_on_test_batch_end``."""
-        self._hook.ember_on_test_batch_end(
-            trainer=trainer,
-            module=module,
-            outputs=outputs,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_predict_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_predict_start``."""
-        self._hook.ember_on_predict_start(trainer=trainer, module=module)
-
-    def on_predict_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_predict_end``."""
-        self._hook.ember_on_predict_end(trainer=trainer, module=module)
-
-    def on_predict_epoch_start(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_predict_epoch_start``."""
-        self._hook.ember_on_predict_epoch_start(trainer=trainer, module=module)
-
-    def on_predict_epoch_end(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_predict_epoch_end``."""
-        self._hook.ember_on_predict_epoch_end(trainer=trainer, module=module)
-
-    def on_predict_batch_start(
-        self, trainer: Any, module: Any, batch: Any, batch_idx: Any, dataloader_idx: Any
-    ) -> None:
-        """Fire ``ember_on_predict_batch_start``."""
-        self._hook.ember_on_predict_batch_start(
-            trainer=trainer,
-            module=module,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_predict_batch_end(
-        self,
-        trainer: Any,
-        module: Any,
-        outputs: Any,
-        batch: Any,
-        batch_idx: Any,
-        dataloader_idx: Any,
-    ) -> None:
-        """Fire ``ember_on_predict_batch_end``."""
-        self._hook.ember_on_predict_batch_end(
-            trainer=trainer,
-            module=module,
-            outputs=outputs,
-            batch=batch,
-            batch_idx=batch_idx,
-            dataloader_idx=dataloader_idx,
-        )
-
-    def on_before_backward(self, trainer: Any, module: Any, loss: Any) -> None:
-        """Fire ``ember_on_before_backward``."""
-        self._hook.ember_on_before_backward(trainer=trainer, module=module, loss=loss)
-
-    def on_after_backward(self, trainer: Any, module: Any) -> None:
-        """Fire ``ember_on_after_backward``."""
-        self._hook.ember_on_after_backward(trainer=trainer, module=module)
-
-    def on_before_optimizer_step(self, trainer: Any, module: Any, optimizer: Any) -> None:
-        """Fire ``ember_on_before_optimizer_step``."""
-        self._hook.ember_on_before_optimizer_step(
-            trainer=trainer, module=module, optimizer=optimizer
-        )
-
-    def on_before_zero_grad(self, trainer: Any, module: Any, optimizer: Any) -> None:
-        """Fire ``ember_on_before_zero_grad``."""
-        self._hook.ember_on_before_zero_grad(trainer=trainer, module=module, optimizer=optimizer)
-
-    def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: Any) -> None:
-        """Fire ``ember_on_save_checkpoint``."""
-        self._hook.ember_on_save_checkpoint(trainer=trainer, module=module, checkpoint=checkpoint)
-
-    def on_load_checkpoint(self, trainer: Any, module: Any, checkpoint: Any) -> None:
-        """Fire ``ember_on_load_checkpoint``."""
-        self._hook.ember_on_load_checkpoint(trainer=trainer, module=module, checkpoint=checkpoint)
-
-    def on_exception(self, trainer: Any, module: Any, exception: Any) -> None:
-        """Fire ``ember_on_exception``."""
-        self._hook.ember_on_exception(trainer=trainer, module=module, exception=exception)

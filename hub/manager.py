@@ -246,11 +246,11 @@ class PluginManager:
                 continue
             for rec in self._records_by_plugin.get(id(info), []):
                 table = registry[rec.kind]
-                for n in rec.names:
+                for n in rec.keys:
                     other = table.get(n)
                     if other is not None and other is not rec:
                         conflicts.append(
-                            f"two plugins provide a {rec.kind} named {n!r}: "
+                            f"two plugins provide a {rec.kind} named {other.name!r}: "
                             f"{_origin(other)} and {_origin(rec)}. "
                             "Uninstall one of them, or block one with "
                             "EMBER_BLOCK_PLUGINS=<plugin name>."
@@ -278,7 +278,7 @@ class PluginManager:
         _check_kind(kind)
         self.check()
         table = self._build_registry()[kind]
-        return {name: rec for name, rec in table.items() if rec.name == name}
+        return {rec.name: rec for key, rec in table.items() if rec.keys[0] == key}
 
     def get(self, kind: str, name: str) -> ProviderSpec:
         """The record of the ``kind`` provider called ``name`` (or one of its aliases)."""

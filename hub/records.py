@@ -8,21 +8,22 @@ imports on call, so discovering plugins never imports torch or a tracker SDK.
 from __future__ import annotations
 
 import importlib
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ember.hub.errors import OptionsError
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
     "float": (int, float),
     "bool": (bool,),
-    "path": (str,),
+    "path": (str, os.PathLike),
     "list": (list, tuple),
     "dict": (dict,),
     "any": (object,),
@@ -30,21 +31,80 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 def normalize_name(name: str) -> str:
-    """Return the canonical form of a provider name: lower case, ``-`` and spaces as ``_``."""
+    """Return the lookup key of a provider name: lower case, ``-`` and spaces as ``_``.
+
+    Two spellings with one key are the same name: ``"32-true"``, ``"32_true"`` and
+    ``"32 TRUE"`` all find the provider whose canonical name is ``"32-true"``.
+    """
     if not isinstance(name, str):
         raise TypeError(f"a provider name must be a string, got {type(name).__name__}")
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
 def validate_name(name: str) -> str:
-    """Normalise ``name`` and check that it is a valid provider name."""
-    norm = normalize_name(name)
-    if not _NAME_RE.match(norm):
+    """Check that ``name`` is a valid provider name; return its canonical spelling.
+
+    The canonical spelling is the name as its record writes it, in lower case (``"32-true"``
+    stays ``"32-true"``); it is what listings and error messages show.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a provider name must be a string, got {type(name).__name__}")
+    canonical = name.strip().lower()
+    if not _NAME_RE.match(canonical):
         raise ValueError(
-            f"invalid provider name {name!r}: use letters, digits and '_' "
-            "(or '-'), e.g. 'my_logger'"
+            f"invalid provider name {name!r}: use lower-case letters, digits, '_' and '-', "
+            "starting with a letter or digit, e.g. 'my_logger' or '32-true'"
         )
-    return norm
+    return canonical
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for ``value`` (lists and dicts become tuples), for hashing only."""
+    if isinstance(value, Mapping):
+        return tuple(sorted(((k, _freeze(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(_freeze(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+class OptionsSchema(Mapping[str, "Option"]):
+    """A provider's options schema: a read-only, hashable mapping of option name to
+    :class:`Option`, so that a record holding one stays hashable."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, options: Mapping[str, Option] | None = None) -> None:
+        items = dict(options or {})
+        for key, opt in items.items():
+            if not isinstance(key, str) or not isinstance(opt, Option):
+                raise TypeError(
+                    f"options must map option names to Option(...), got {key!r}: {opt!r}"
+                )
+        self._items = items
+
+    def __getitem__(self, key: str) -> Option:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._items) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"OptionsSchema({self._items!r})"
 
 
 @dataclass(frozen=True)
@@ -66,22 +126,44 @@ class Option:
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"unknown option type {self.type!r}; use one of {sorted(_TYPES)}")
+        if self.choices is not None:
+            object.__setattr__(self, "choices", tuple(self.choices))
+
+    def __hash__(self) -> int:
+        # a default may be a list or a dict; hash a frozen copy so records stay hashable
+        frozen = (_freeze(self.default), _freeze(self.choices))
+        return hash((self.type, self.description, self.required, self.secret, *frozen))
 
     def check(self, provider: str, key: str, value: Any) -> None:
         """Raise :class:`OptionsError` when ``value`` does not fit this option."""
         if value is None and not self.required:
             return
         is_bool_for_number = self.type in ("int", "float") and isinstance(value, bool)
-        if is_bool_for_number or not isinstance(value, _TYPES[self.type]):
+        wrong_path = (
+            self.type == "path"
+            and isinstance(value, os.PathLike)
+            and not isinstance(os.fspath(value), str)
+        )
+        if is_bool_for_number or wrong_path or not isinstance(value, _TYPES[self.type]):
+            shown = "<secret>" if self.secret else repr(value)
+            expected = "str or os.PathLike" if self.type == "path" else self.type
             raise OptionsError(
-                f"option {key!r} of {provider!r} must be {self.type}, "
-                f"got {type(value).__name__} {value!r}"
+                f"option {key!r} of {provider!r} must be {expected}, "
+                f"got {type(value).__name__} {shown}"
             )
         if self.choices is not None and value not in self.choices:
+            shown = "<secret>" if self.secret else repr(value)
             raise OptionsError(
                 f"option {key!r} of {provider!r} must be one of "
-                f"{', '.join(map(repr, self.choices))}; got {value!r}"
+                f"{', '.join(map(repr, self.choices))}; got {shown}"
             )
+
+    def coerce(self, value: Any) -> Any:
+        """The value handed to the provider: a ``path`` option's ``os.PathLike`` becomes
+        ``str``, so that providers and the journal see one type."""
+        if self.type == "path" and isinstance(value, os.PathLike):
+            return os.fspath(value)
+        return value
 
 
 def _closest(word: str, candidates: list[str]) -> str | None:
@@ -95,10 +177,13 @@ def _closest(word: str, candidates: list[str]) -> str | None:
 class ProviderSpec:
     """The common shape of every provider record.
 
+    ``name`` is the provider's one canonical name (listings and errors show it); a lookup
+    matches it and every alias whatever the case and whether ``-`` or ``_`` is used.
     ``factory`` builds the provider: an import string ``"package.module:attr"`` or a
     callable. It is resolved only when the provider is built. ``options`` is the options
-    schema, checked before anything is built. ``distribution`` and ``version`` are filled
-    in by the plugin manager from the entry point that registered the record.
+    schema, checked before anything is built (held as a read-only :class:`OptionsSchema`,
+    so records are hashable). ``distribution`` and ``version`` are filled in by the plugin
+    manager from the entry point that registered the record.
     """
 
     kind: ClassVar[str] = "provider"
@@ -127,12 +212,17 @@ class ProviderSpec:
             )
         if "\n" in self.description:
             raise ValueError(f"{type(self).__name__} {self.name!r}: description must be one line")
-        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "options", OptionsSchema(self.options))
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The name and every alias."""
+        """The name and every alias, as spelled in the record."""
         return (self.name, *self.aliases)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The lookup key of the name and of every alias (see :func:`normalize_name`)."""
+        return tuple(dict.fromkeys(normalize_name(n) for n in self.names))
 
     def with_origin(self, distribution: str | None, version: str | None) -> ProviderSpec:
         """A copy that records which distribution provided it."""
@@ -162,7 +252,7 @@ class ProviderSpec:
         for key, opt in self.options.items():
             if key in options:
                 opt.check(self.name, key, options[key])
-                resolved[key] = options[key]
+                resolved[key] = opt.coerce(options[key])
             elif opt.required:
                 raise OptionsError(
                     f"{self.kind} {self.name!r} needs option {key!r}"

@@ -160,13 +160,13 @@ def ember_accelerators() -> Iterator[AcceleratorSpec]:
 def ember_precisions() -> Iterator[PrecisionSpec]:
     """The built-in precision modes: ``Trainer(precision="32-true")``."""
     yield PrecisionSpec(
-        name="32_true",
+        name="32-true",
         aliases=("32",),
         factory="ember.trainer.precision:Float32Precision",
         description="float32 everywhere (the default).",
     )
     yield PrecisionSpec(
-        name="64_true",
+        name="64-true",
         aliases=("64",),
         factory="ember.trainer.precision:Float64Precision",
         description="float64 parameters, inputs and new tensors.",

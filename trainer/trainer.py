@@ -17,10 +17,15 @@ from datetime import timedelta
 from typing import Any
 
 import torch
-from ember.hub import Lifecycle, get_plugin_manager
-from ember.hub.records import normalize_name
-from ember.hub.tracking import DeliveryPolicy, DisabledRun, LoggerEntry, Run, resolve_loggers
-from ember.hub.tracking.run import LoggerArg
+from ember.hub import Lifecycle, get_plugin_manager, normalize_name
+from ember.hub.tracking import (
+    DeliveryPolicy,
+    DisabledRun,
+    LoggerArg,
+    LoggerEntry,
+    Run,
+    resolve_loggers,
+)
 from ember.trainer.accelerators import Accelerator
 from ember.trainer.callback import Callback
 from ember.trainer.checkpoint import (

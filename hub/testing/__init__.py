@@ -303,3 +303,6 @@ class LoggerConformance:
         assert len(got) == 80
         if caps.hyperparams:
             assert _same(back.hyperparams.get("model/hidden"), 8, self.rel_tol)
+
+
+__all__ = ["LoggerConformance", "ReadBack", "ember_run_info", "make_run_info"]

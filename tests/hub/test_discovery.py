@@ -108,7 +108,7 @@ def test_duplicate_name_is_an_error_naming_both_distributions(installed_plugins,
     proc = ember_cli("plugins", plugins=[installed_plugins["good"], installed_plugins["dup"]])
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: two plugins provide a logger named 'fixture_logger': ember-fixture-dup 2.0.0 "
+        "error: two plugins provide a logger named 'fixture-logger': ember-fixture-dup 2.0.0 "
         "and ember-fixture-good 1.2.3. Uninstall one of them, or block one with "
         "EMBER_BLOCK_PLUGINS=<plugin name>."
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import pathlib
 import types
 
 import pytest
 from ember.hub import (
+    DuplicateProviderError,
     LoggerSpec,
     Option,
     OptionsError,
+    OptionsSchema,
     PluginManager,
     UnknownHookError,
     UnknownProviderError,
+    get_plugin_manager,
     hookimpl,
 )
 
@@ -32,10 +36,74 @@ def _manager(*plugins: object) -> PluginManager:
 
 def test_lookup_normalises_names_and_aliases() -> None:
     pm = _manager(_plugin(LoggerSpec(name="My-Logger", factory=dict, aliases=("mine",))))
-    assert pm.get("logger", "my_logger").name == "my_logger"
-    assert pm.get("logger", "MY-LOGGER").name == "my_logger"
-    assert pm.get("logger", "mine").name == "my_logger"
-    assert list(pm.providers("logger")) == ["csv", "my_logger"]  # csv: ember's built-in
+    assert pm.get("logger", "my_logger").name == "my-logger"
+    assert pm.get("logger", "MY-LOGGER").name == "my-logger"
+    assert pm.get("logger", "mine").name == "my-logger"
+    assert list(pm.providers("logger")) == ["csv", "my-logger"]  # csv: ember's built-in
+
+
+def test_one_canonical_name_in_listings_errors_and_the_built_provider() -> None:
+    pm = _manager(_plugin(LoggerSpec(name="tracker-one", factory=dict)))
+    assert pm.get("logger", "TRACKER_ONE").name == "tracker-one"
+    assert ("logger", "tracker-one") in pm.plugins()[-1].provides
+    with pytest.raises(UnknownProviderError, match=r"Did you mean 'tracker-one'\?"):
+        pm.get("logger", "tracker_on")
+    # the built-in precision's record and class carry the same name
+    from ember.trainer.precision import Float32Precision
+
+    rec = get_plugin_manager().get("precision", "32_true")
+    assert rec.name == Float32Precision.name == "32-true"
+
+
+def test_two_spellings_of_one_name_are_a_conflict() -> None:
+    pm = _manager(
+        _plugin(LoggerSpec(name="same-name", factory=dict)),
+        _plugin(LoggerSpec(name="same_name", factory=dict)),
+    )
+    with pytest.raises(DuplicateProviderError, match="named 'same-name'"):
+        pm.get("logger", "same-name")
+
+
+def test_records_are_hashable_and_read_only() -> None:
+    rec = LoggerSpec(
+        name="h",
+        factory=dict,
+        options={
+            "tags": Option("list", ["a", "b"]),
+            "extra": Option("dict", {"k": [1]}),
+            "mode": Option("str", "x", choices=["x", "y"]),
+        },
+    )
+    same = LoggerSpec(
+        name="h",
+        factory=dict,
+        options={
+            "tags": Option("list", ["a", "b"]),
+            "extra": Option("dict", {"k": [1]}),
+            "mode": Option("str", "x", choices=("x", "y")),
+        },
+    )
+    assert rec == same and hash(rec) == hash(same)
+    assert {rec, same, rec.with_origin("d", "1")} == {rec, rec.with_origin("d", "1")}
+    assert isinstance(rec.options, OptionsSchema)
+    with pytest.raises(TypeError):
+        rec.options["new"] = Option()  # type: ignore[index]
+
+
+def test_path_options_accept_os_pathlike(tmp_path: pathlib.Path) -> None:
+    rec = LoggerSpec(name="p", factory=dict, options={"save_dir": Option("path")})
+    assert rec.validate_options({"save_dir": tmp_path}) == {"save_dir": str(tmp_path)}
+    assert rec.validate_options({"save_dir": "rel/dir"}) == {"save_dir": "rel/dir"}
+    with pytest.raises(OptionsError, match=r"must be str or os\.PathLike, got int 3"):
+        rec.validate_options({"save_dir": 3})
+
+
+def test_wrong_typed_secret_option_error_hides_the_value() -> None:
+    rec = LoggerSpec(name="s", factory=dict, options={"api_key": Option("str", secret=True)})
+    with pytest.raises(OptionsError) as err:
+        rec.validate_options({"api_key": 1234567890})
+    assert "1234567890" not in str(err.value)
+    assert "<secret>" in str(err.value)
 
 
 def test_did_you_mean_lists_installed() -> None:

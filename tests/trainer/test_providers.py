@@ -82,7 +82,7 @@ def test_explicit_names_and_instances() -> None:
         ),
         (
             {"precision": "16-mixed"},
-            "no precision named '16-mixed'. Installed precision providers: 32_true, 64_true.",
+            "no precision named '16-mixed'. Installed precision providers: 32-true, 64-true.",
         ),
     ],
 )

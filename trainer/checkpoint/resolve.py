@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ember.hub.tracking.run import RUNS_DIR
+from ember.hub.tracking import RUNS_DIR
 from ember.trainer.checkpoint.errors import CheckpointError, CheckpointNotFoundError
 from ember.trainer.checkpoint.io import load_checkpoint_safe
 from ember.trainer.checkpoint.model_checkpoint import ModelCheckpoint
