@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -35,6 +36,10 @@ JOURNAL_FILE = "journal.db"
 FORMAT_VERSION = 1
 #: how often the background thread folds the WAL back into the database file
 CHECKPOINT_INTERVAL_S = 2.0
+#: the write-ahead log is kept near this size: past half of it the background thread
+#: checkpoints at once instead of on its timer, and past all of it the checkpoint also
+#: restarts the log (waiting briefly for readers) and truncates the file back to it
+WAL_LIMIT_BYTES = 8 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -158,13 +163,16 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             self._conn.executescript(_SCHEMA)
         except BaseException:
             self._conn.close()
             raise
         self.segment = 0
         self._closed = False
+        self._wal = path.with_name(path.name + "-wal")
         self._dirty = threading.Event()
+        self._urgent = threading.Event()
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="ember-journal-checkpoint", daemon=True
@@ -216,7 +224,7 @@ class Journal:
                 (time.time(), from_step, pid, host),
             )
             self.segment = int(cur.lastrowid or 0)
-        self._dirty.set()
+        self._written()
         return self.segment
 
     def append_metrics(self, rows: Iterable[tuple[str, float, int, float]]) -> None:
@@ -240,7 +248,7 @@ class Journal:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        self._dirty.set()
+        self._written()
 
     def append(self, kind: str, name: str, step: int | None, wall_time: float, data: Any) -> None:
         """Append one non-metric record (hyperparameters, text, artifact reference)."""
@@ -252,7 +260,7 @@ class Journal:
                 "VALUES (?, ?, ?, ?, NULL, ?, ?)",
                 (self.segment, kind, name, step, wall_time, payload),
             )
-        self._dirty.set()
+        self._written()
 
     def event(self, type_: str, data: Any) -> None:
         """Append an event (``config``, ``plugins``, ``status``, ``warning``, ...)."""
@@ -263,7 +271,7 @@ class Journal:
                 "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)",
                 (self.segment, time.time(), type_, payload),
             )
-        self._dirty.set()
+        self._written()
 
     def save_cursor(self, logger: str, **fields: Any) -> bool:
         """Create or update a logger's delivery cursor; False once the journal is closed
@@ -280,7 +288,7 @@ class Journal:
                 f"ON CONFLICT (logger) DO UPDATE SET {updates}",
                 (logger, *columns.values()),
             )
-        self._dirty.set()
+        self._written()
         return True
 
     def _check_open(self) -> None:
@@ -288,15 +296,36 @@ class Journal:
             raise JournalError(f"the journal {self.path} is closed; the run has finished")
 
     # ------------------------------------------------------------------ WAL upkeep
+    def wal_size(self) -> int:
+        """The size of the write-ahead log file in bytes (0 when there is none)."""
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:
+            return 0
+
+    def _written(self) -> None:
+        """After a write: let the checkpointer know, at once when the log is getting big."""
+        self._dirty.set()
+        if self.wal_size() > WAL_LIMIT_BYTES // 2:
+            self._urgent.set()
+
     def _checkpoint_loop(self) -> None:
         conn = _connect(self.path)
+        # a restart waits for readers with this timeout, so the writer waits at most that
+        conn.execute("PRAGMA busy_timeout = 250")
         try:
-            while not self._stop.wait(CHECKPOINT_INTERVAL_S):
-                if self._dirty.is_set():
-                    self._dirty.clear()
-                    # PASSIVE never blocks the writer: the fsync happens here, not in training
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            while not self._stop.is_set():
+                self._urgent.wait(CHECKPOINT_INTERVAL_S)
+                self._urgent.clear()
+                if self._stop.is_set() or not self._dirty.is_set():
+                    continue
+                self._dirty.clear()
+                # PASSIVE never blocks the writer: the fsync happens here, not in training.
+                # Readers that keep reading (delivery workers) can keep a PASSIVE checkpoint
+                # from ever letting the log start over; past the limit, TRUNCATE makes it.
+                mode = "TRUNCATE" if self.wal_size() > WAL_LIMIT_BYTES else "PASSIVE"
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})")
         finally:
             conn.close()
 
@@ -305,6 +334,7 @@ class Journal:
         if self._closed:
             return
         self._stop.set()
+        self._urgent.set()
         self._checkpointer.join()
         with self.lock:
             self._closed = True
