@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -33,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 JOURNAL_FILE = "journal.db"
+#: space set aside next to the journal while it is open, given back when a write fails
+#: so that the run can still record that it failed and close its journal cleanly
+RESERVE_FILE = "journal.reserve"
+RESERVE_BYTES = 256 * 1024
 FORMAT_VERSION = 1
 #: how often the background thread folds the WAL back into the database file
 CHECKPOINT_INTERVAL_S = 2.0
@@ -104,6 +109,11 @@ class JournalError(RuntimeError):
     """The journal is missing, foreign or unreadable."""
 
 
+class JournalWriteError(JournalError):
+    """The journal could not be written (a full disk, an I/O error): the run must stop.
+    What was journaled before stays intact; the failed transaction was rolled back."""
+
+
 @dataclass(frozen=True)
 class Row:
     """One record read back from the journal."""
@@ -170,6 +180,9 @@ class Journal:
             raise
         self.segment = 0
         self._closed = False
+        self._failure: JournalWriteError | None = None
+        self._reserve = path.with_name(RESERVE_FILE)
+        self._set_aside()
         self._wal = path.with_name(path.name + "-wal")
         self._dirty = threading.Event()
         self._urgent = threading.Event()
@@ -191,17 +204,26 @@ class Journal:
                 f"{path} already exists: a run directory holds one run. Resume it with "
                 "resume=..., or choose another run id"
             )
-        journal = cls(path)
+        try:
+            journal = cls(path)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(_write_failure_message(path, exc)) from None
         with journal.lock:
-            journal._conn.executemany(
-                "INSERT INTO run (key, value) VALUES (?, ?)",
-                [
-                    ("id", run_id),
-                    ("name", name),
-                    ("created_at", repr(created_at)),
-                    ("format", str(FORMAT_VERSION)),
-                ],
-            )
+            try:
+                journal._conn.executemany(
+                    "INSERT INTO run (key, value) VALUES (?, ?)",
+                    [
+                        ("id", run_id),
+                        ("name", name),
+                        ("created_at", repr(created_at)),
+                        ("format", str(FORMAT_VERSION)),
+                    ],
+                )
+            except sqlite3.Error as exc:
+                journal._failed(exc)
+        if journal.failure is not None:
+            journal.close()
+            raise journal.failure
         return journal
 
     @classmethod
@@ -237,17 +259,21 @@ class Journal:
         with self.lock:
             self._check_open()
             conn = self._conn
-            conn.execute("BEGIN")
             try:
-                conn.executemany(
-                    "INSERT INTO records (segment, kind, name, step, value, wall_time, data) "
-                    "VALUES (?, 'metric', ?, ?, ?, ?, ?)",
-                    params,
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN")
+                try:
+                    conn.executemany(
+                        "INSERT INTO records (segment, kind, name, step, value, wall_time, data) "
+                        "VALUES (?, 'metric', ?, ?, ?, ?, ?)",
+                        params,
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from None
         self._written()
 
     def append(self, kind: str, name: str, step: int | None, wall_time: float, data: Any) -> None:
@@ -255,7 +281,7 @@ class Journal:
         payload = json.dumps(data, default=str)
         with self.lock:
             self._check_open()
-            self._conn.execute(
+            self._write(
                 "INSERT INTO records (segment, kind, name, step, value, wall_time, data) "
                 "VALUES (?, ?, ?, ?, NULL, ?, ?)",
                 (self.segment, kind, name, step, wall_time, payload),
@@ -263,11 +289,24 @@ class Journal:
         self._written()
 
     def event(self, type_: str, data: Any) -> None:
-        """Append an event (``config``, ``plugins``, ``status``, ``warning``, ...)."""
+        """Append an event (``config``, ``plugins``, ``status``, ``warning``, ...).
+
+        After a failed write only a ``status`` event is still accepted: the space set
+        aside when the journal was opened is given back for it, so that a run stopped by
+        a full disk is still recorded as failed.
+        """
         payload = json.dumps(data, default=str)
         with self.lock:
+            if self._failure is not None and type_ == "status" and not self._closed:
+                self._give_back_reserve()
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute(
+                        "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)",
+                        (self.segment, time.time(), type_, payload),
+                    )
+                return
             self._check_open()
-            self._conn.execute(
+            self._write(
                 "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)",
                 (self.segment, time.time(), type_, payload),
             )
@@ -281,19 +320,57 @@ class Journal:
         marks = ", ".join("?" for _ in columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         with self.lock:
-            if self._closed:
+            if self._closed or self._failure is not None:
                 return False
-            self._conn.execute(
-                f"INSERT INTO cursors (logger, {names}) VALUES (?, {marks}) "
-                f"ON CONFLICT (logger) DO UPDATE SET {updates}",
-                (logger, *columns.values()),
-            )
+            try:
+                self._write(
+                    f"INSERT INTO cursors (logger, {names}) VALUES (?, {marks}) "
+                    f"ON CONFLICT (logger) DO UPDATE SET {updates}",
+                    (logger, *columns.values()),
+                )
+            except JournalWriteError:
+                # the training thread meets the same failure at its next write and stops
+                return False
         self._written()
         return True
+
+    @property
+    def failure(self) -> JournalWriteError | None:
+        """The write failure that stopped this journal, if one did."""
+        return self._failure
 
     def _check_open(self) -> None:
         if self._closed:
             raise JournalError(f"the journal {self.path} is closed; the run has finished")
+        if self._failure is not None:
+            raise self._failure
+
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        """One autocommitted statement (the caller holds the lock)."""
+        try:
+            self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: sqlite3.Error) -> JournalWriteError:
+        """Remember a failed write (SQLite rolled it back) as the journal's failure."""
+        if self._failure is None:
+            self._failure = JournalWriteError(_write_failure_message(self.path, exc))
+        return self._failure
+
+    # ------------------------------------------------------------------ reserve space
+    def _set_aside(self) -> None:
+        """Write the reserve file; on a disk already too full for it, go without."""
+        try:
+            with open(self._reserve, "wb") as f:
+                f.write(bytes(RESERVE_BYTES))
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+
+    def _give_back_reserve(self) -> None:
+        with contextlib.suppress(OSError):
+            self._reserve.unlink()
 
     # ------------------------------------------------------------------ WAL upkeep
     def wal_size(self) -> int:
@@ -341,6 +418,25 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
+            self._give_back_reserve()
+
+
+def _write_failure_message(path: Path, exc: sqlite3.Error) -> str:
+    """One paragraph: what failed, what is safe, what to do."""
+    detail = str(exc)
+    # SQLite reports some ENOSPC failures (a WAL frame, the shared memory) as I/O errors
+    full = "full" in detail.lower()
+    if not full:
+        with contextlib.suppress(OSError):
+            full = shutil.disk_usage(path.parent).free < 1024 * 1024
+    cause = "the disk is full" if full else "the disk refused the write"
+    fix = "Free some space on that disk" if full else "Check that the disk is healthy and writable"
+    return (
+        f"ember could not write to the run journal {path}: {cause} (SQLite: {detail}). "
+        "Training stopped here and the run is marked failed; everything journaled before "
+        f"this point is intact (see `ember runs show {path.parent}`). {fix}, then resume "
+        'from the last checkpoint (ckpt_path="last").'
+    )
 
 
 def _check_journal(path: Path) -> None:
