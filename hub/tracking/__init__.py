@@ -24,7 +24,12 @@ from ember.hub.tracking.logger import (
 
 if TYPE_CHECKING:
     from ember.hub.tracking.fanout import DeliveryPolicy, LoggerEntry
-    from ember.hub.tracking.journal import JournalError, JournalReader
+    from ember.hub.tracking.journal import (
+        JournalDamagedError,
+        JournalError,
+        JournalReader,
+        JournalWriteError,
+    )
     from ember.hub.tracking.report import LoggerReport, Report
     from ember.hub.tracking.run import (
         DEFAULT_LOGGERS,
@@ -40,8 +45,10 @@ if TYPE_CHECKING:
 _LAZY = {
     "DeliveryPolicy": "fanout",
     "LoggerEntry": "fanout",
+    "JournalDamagedError": "journal",
     "JournalError": "journal",
     "JournalReader": "journal",
+    "JournalWriteError": "journal",
     "LoggerReport": "report",
     "Report": "report",
     "DEFAULT_LOGGERS": "run",
@@ -72,8 +79,10 @@ __all__ = [
     "Capabilities",
     "DeliveryPolicy",
     "DisabledRun",
+    "JournalDamagedError",
     "JournalError",
     "JournalReader",
+    "JournalWriteError",
     "Logger",
     "LoggerArg",
     "LoggerEntry",

@@ -201,6 +201,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             with JournalReader(run_dir) as reader:
                 summaries.append(summarize(reader))
         except JournalError as exc:
+            # a damaged or foreign journal must not hide the healthy runs
             print(f"ember: skipping {run_dir}: {exc}", file=sys.stderr)
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], indent=2))

@@ -109,6 +109,10 @@ class JournalError(RuntimeError):
     """The journal is missing, foreign or unreadable."""
 
 
+class JournalDamagedError(JournalError):
+    """A page of the journal is damaged, so the run cannot be read."""
+
+
 class JournalWriteError(JournalError):
     """The journal could not be written (a full disk, an I/O error): the run must stop.
     What was journaled before stays intact; the failed transaction was rolled back."""
@@ -487,7 +491,16 @@ class JournalReader:
         self.close()
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> JournalDamagedError:
+        return JournalDamagedError(
+            f"the run journal {self.path} is damaged ({exc}): it cannot be read. Keep a "
+            f"copy; `sqlite3 {self.path} .recover` may rescue what is left"
+        )
 
     def _live(self) -> tuple[str, list[Any]]:
         """The SQL condition (and its parameters) that keeps superseded records out."""
@@ -537,10 +550,14 @@ class JournalReader:
 
     def cursors(self) -> dict[str, dict[str, Any]]:
         """Every logger's delivery cursor, by logger key."""
-        cur = self._conn.execute("SELECT * FROM cursors ORDER BY logger")
-        names = [d[0] for d in cur.description]
+        try:
+            cur = self._conn.execute("SELECT * FROM cursors ORDER BY logger")
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
         out = {}
-        for raw in cur.fetchall():
+        for raw in rows:
             entry = dict(zip(names, raw, strict=False))
             entry["options"] = json.loads(entry["options"]) if entry["options"] else {}
             out[entry["logger"]] = entry

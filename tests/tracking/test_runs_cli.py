@@ -122,3 +122,34 @@ def test_imports_stay_light(root: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _run_with_metrics(root: Path, name: str, steps: int = 3000) -> Run:
+    run = Run.start(root, [], name=name)
+    for step in range(steps):
+        run.log_metrics({"loss": float(step), "acc": 0.5}, step=step)
+    run.finish()
+    return run
+
+
+def test_a_damaged_journal_is_reported_and_skipped(tmp_path: Path) -> None:
+    healthy = _run_with_metrics(tmp_path, "healthy")
+    damaged = _run_with_metrics(tmp_path, "damaged")
+    data = bytearray(damaged.journal_path.read_bytes())
+    page = (len(data) // 4096 // 2) * 4096  # a page of the records, not the run's identity
+    data[page : page + 4096] = b"\xff" * 4096
+    damaged.journal_path.write_bytes(bytes(data))
+
+    proc = run_ember("runs", "--root", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert healthy.id in proc.stdout and damaged.id not in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert f"ember: skipping {damaged.dir}: the run journal" in proc.stderr
+    assert "is damaged (database disk image is malformed)" in proc.stderr
+
+    listed = json.loads(run_ember("runs", "list", "--json", "--root", str(tmp_path)).stdout)
+    assert [r["id"] for r in listed] == [healthy.id]
+
+    show = run_ember("runs", "show", str(damaged.dir))
+    assert show.returncode == 1 and "Traceback" not in show.stderr
+    assert "is damaged" in show.stderr and ".recover" in show.stderr
