@@ -141,10 +141,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"records of {run_dir}"
         )
     else:
+        removed = f", removed {report.removed}" if report.removed else ""
         print(
             f"{report.label}: delivered {report.delivered}, pending {report.pending}, "
-            f"failed {report.failed} ({report.state}) from {run_dir}"
+            f"failed {report.failed}{removed} ({report.state}) from {run_dir}"
         )
+        if report.removed:
+            print(
+                f"  {report.removed} artifact(s) were removed from disk after they were logged "
+                "(e.g. rotated checkpoints): nothing left to deliver, not a failure"
+            )
         if report.error and not report.complete:
             print(f"  last error: {report.error}")
     return 0 if report.complete else 1
@@ -340,6 +346,7 @@ def _show_data(reader: JournalReader) -> dict[str, Any]:
                 "delivered": figures.delivered,
                 "pending": figures.pending,
                 "failed": figures.failed,
+                "removed": figures.removed,
                 "tracker_ref": cur["tracker_ref"],
                 "finalized": cur["finalized"],
                 "error": cur["error"],

@@ -225,10 +225,11 @@ class Worker(threading.Thread):
             )
         elif row.kind == "artifact":
             if not os.path.exists(data["path"]):
-                # a file deleted since it was logged would fail forever: skip, do not block
+                # a file deleted since it was logged (a rotated checkpoint) would fail
+                # forever: count it as removed, which the report shows, and go on
                 self.skipped += 1
-                log.warning(
-                    "ember: artifact %s no longer exists; not delivered to %r",
+                log.info(
+                    "ember: artifact %s was removed after it was logged; not delivered to %r",
                     data["path"],
                     self.entry.label,
                 )
@@ -335,8 +336,9 @@ def logger_report(
     unsupported: tuple[str, ...] = (),
     sync_command: str | None = None,
 ) -> LoggerReport:
-    """A logger's figures: records up to its cursor were delivered (less those skipped),
-    the batch it failed on is failed, the rest is pending."""
+    """A logger's figures: records up to its cursor were delivered (less the artifacts
+    skipped because their file was removed), the batch it failed on is failed, the rest is
+    pending."""
     passed = reader.count(kinds, upto_seq=cursor)
     ahead = reader.count(kinds, after_seq=cursor)
     return LoggerReport(
@@ -345,7 +347,8 @@ def logger_report(
         state=state,
         delivered=passed - skipped,
         pending=ahead - failed_batch,
-        failed=failed_batch + skipped,
+        failed=failed_batch,
+        removed=skipped,
         error=error,
         unsupported=unsupported,
         sync_command=sync_command,

@@ -16,8 +16,10 @@ from ember.hub.tracking.secrets import REDACTED
 
 @dataclass(frozen=True)
 class LoggerReport:
-    """Delivery figures of one logger; ``delivered + pending + failed`` is every record
-    of the kinds it supports."""
+    """Delivery figures of one logger; ``delivered + pending + failed + removed`` is every
+    record of the kinds it supports. ``removed`` counts artifacts whose file was deleted
+    after it was logged (a rotated checkpoint): there is nothing left to deliver, and
+    that is not a failure."""
 
     key: str
     label: str
@@ -28,10 +30,11 @@ class LoggerReport:
     error: str | None = None
     unsupported: tuple[str, ...] = ()
     sync_command: str | None = None
+    removed: int = 0
 
     @property
     def complete(self) -> bool:
-        """Everything the logger supports was delivered."""
+        """Everything the logger supports and that still exists was delivered."""
         return self.pending == 0 and self.failed == 0
 
 
@@ -94,6 +97,11 @@ class Report:
         for lg in self.loggers:
             if lg.error and not lg.complete:
                 lines.append(f"  {lg.label}: {lg.error}")
+            if lg.removed:
+                lines.append(
+                    f"  {lg.label}: {lg.removed} artifact(s) not delivered: their files were "
+                    "removed after they were logged (e.g. rotated checkpoints)"
+                )
             if lg.unsupported:
                 lines.append(
                     f"  {lg.label} does not support {', '.join(lg.unsupported)}: "

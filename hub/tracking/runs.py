@@ -194,7 +194,8 @@ def sync(
                 state="ok (already complete)",
                 delivered=reader.count(entry.supported_kinds(), upto_seq=start_seq) - skipped,
                 pending=0,
-                failed=skipped,
+                failed=0,
+                removed=skipped,
                 sync_command=hint,
             )
     journal = Journal.open(run_dir)

@@ -4,6 +4,7 @@ exact, and ``ember sync`` (the real console script) completes delivery, once."""
 from __future__ import annotations
 
 import csv
+import json
 import shlex
 import time
 import warnings
@@ -244,3 +245,34 @@ def test_sync_cli_edges(tmp_path: Path, trackers_dist: Path) -> None:
     assert bad.returncode == 1 and "write KEY=VALUE" in bad.stderr
     nowhere = run_ember("sync", str(tmp_path / "nope"), "--to", "csv")
     assert nowhere.returncode == 1 and "no run" in nowhere.stderr
+
+
+def test_sync_reports_rotated_checkpoints_as_removed_not_failed(
+    tmp_path: Path, trackers_dist: Path
+) -> None:
+    # ModelCheckpoint(save_top_k=3) deletes older files: their references stay in the journal
+    run = Run.start(tmp_path, loggers=[])
+    for step in range(10):
+        run.log_metrics({"loss": float(step)}, step=step)
+        ckpt = tmp_path / f"epoch={step}.ckpt"
+        ckpt.write_bytes(b"weights")
+        run.log_artifact(ckpt, "checkpoint", step=step)
+    run.finish()
+    for step in range(7):
+        (tmp_path / f"epoch={step}.ckpt").unlink()
+
+    target = tmp_path / "rec.jsonl"
+    args = ["sync", str(run.dir), "--to", "recorder", "--option", f"path={target}"]
+    first = run_ember(*args, plugins=trackers_dist)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "delivered 13, pending 0, failed 0, removed 7 (ok)" in first.stdout
+    assert "removed from disk after they were logged" in first.stdout
+    delivered = [e for e in read_jsonl(target) if e["type"] == "artifact"]
+    assert [Path(e["path"]).name for e in delivered] == [f"epoch={s}.ckpt" for s in (7, 8, 9)]
+
+    again = run_ember(*args, plugins=trackers_dist)
+    assert again.returncode == 0 and "nothing to deliver" in again.stdout
+
+    shown = run_ember("runs", "show", str(run.dir), "--json")
+    (tracker,) = json.loads(shown.stdout)["trackers"]
+    assert (tracker["failed"], tracker["removed"], tracker["pending"]) == (0, 7, 0)

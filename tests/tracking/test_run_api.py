@@ -226,8 +226,8 @@ def test_artifact_deleted_before_delivery_is_skipped_not_blocking(tmp_path: Path
     # the file disappears before a later sync into another tracker
     gone.unlink()
     late = sync(run.dir, {"name": "csv", "save_dir": str(tmp_path / "late")})
-    assert (late.delivered, late.pending, late.failed) == (2, 0, 1)
-    assert late.state == "ok"
+    assert (late.delivered, late.pending, late.failed, late.removed) == (2, 0, 0, 1)
+    assert late.state == "ok" and late.complete
 
 
 def test_foreign_or_missing_journal(tmp_path: Path) -> None:
