@@ -1409,10 +1409,12 @@ class Trainer:
             state["run"] = run_identity
         from ember.trainer.checkpoint import capture_rng_state, to_plain
 
+        # checkpoints are artifacts trackers upload: no secret goes in
         if getattr(module, "_hparams", None):
-            state["hyper_parameters"] = to_plain(dict(module.hparams))
+            state["hyper_parameters"] = self._tracking.redact(to_plain(dict(module.hparams)))
         if self.datamodule is not None and getattr(self.datamodule, "_hparams", None):
-            state["datamodule_hyper_parameters"] = to_plain(dict(self.datamodule.hparams))
+            hparams = to_plain(dict(self.datamodule.hparams))
+            state["datamodule_hyper_parameters"] = self._tracking.redact(hparams)
         if weights_only:
             state["weights_only"] = True  # so that resuming from it says why it cannot
         else:

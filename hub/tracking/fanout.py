@@ -155,7 +155,10 @@ class Worker(threading.Thread):
             self._deliver_all(reader)
         except _Quarantined:
             pass
-        except Exception as exc:  # a bug here must not take training down either
+        except BaseException as exc:
+            # a bug here must not take training down either, and a logger that raises
+            # SystemExit or KeyboardInterrupt in this thread must not end it silently:
+            # either way the state says so, and no raw traceback prints a secret
             self.state = "error"
             self.error = self.redactor.text(f"{type(exc).__name__}: {exc}")
             # no traceback text: it would repeat the unredacted message

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ember.hub.errors import OptionsError
+from ember.hub.errors import OptionsError, PluginLoadError
 from ember.hub.tracking.fanout import (
     DeliveryPolicy,
     LoggerEntry,
@@ -119,9 +119,17 @@ def _resolve_one(item: Any, position: int, pm: Any) -> LoggerEntry:
         )
     spec = pm.get("logger", name)
     validated = spec.validate_options(options)
-    obj = spec.load()(**validated)
-    check_logger(obj, f"logger {spec.name!r} (from {spec.distribution or 'code'})")
     secret_keys = spec.secret_options()
+    try:
+        obj = spec.load()(**validated)
+    except Exception as exc:
+        # the constructor's message may quote a secret option it was given
+        redactor = Redactor(v for k, v in validated.items() if k in secret_keys and v)
+        raise PluginLoadError(
+            f"logger {spec.name!r} (from {spec.distribution or 'code'}) could not be built: "
+            + redactor.text(f"{type(exc).__name__}: {exc}")
+        ) from None
+    check_logger(obj, f"logger {spec.name!r} (from {spec.distribution or 'code'})")
     shown = redact_options(options, secret_keys)
     return LoggerEntry(
         key=logger_key(spec.name, shown),
@@ -472,6 +480,11 @@ class Run:
             "text", self._redactor.text(str(key)), step, {"text": self._redactor.text(str(text))}
         )
 
+    def redact(self, value: Any) -> Any:
+        """A copy of ``value`` (nested plain data) with this run's secrets redacted, for
+        what the caller writes itself (the hyperparameters stored in a checkpoint)."""
+        return self._redactor.data(value)
+
     def log_artifact(
         self,
         path: str | os.PathLike[str],
@@ -633,6 +646,10 @@ class DisabledRun(Run):
 
     def rewind(self, step: int) -> None:
         """Nothing to rewind."""
+
+    def redact(self, value: Any) -> Any:
+        """``value`` with environment secrets and secret-named entries redacted."""
+        return Redactor().data(value)
 
     def finish(self, status: str = "success", *, timeout: float | None = None) -> Report:
         """An empty report."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -276,3 +277,78 @@ def test_sync_reports_rotated_checkpoints_as_removed_not_failed(
     shown = run_ember("runs", "show", str(run.dir), "--json")
     (tracker,) = json.loads(shown.stdout)["trackers"]
     assert (tracker["failed"], tracker["removed"], tracker["pending"]) == (0, 7, 0)
+
+
+class _Abort(BaseException):
+    """Neither an Exception nor one of Python's own: what a badly written SDK may raise."""
+
+
+@pytest.mark.parametrize("exc_type", [SystemExit, KeyboardInterrupt, _Abort])
+def test_a_logger_raising_a_base_exception_is_reported_not_silent(
+    exc_type: type[BaseException], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    secret = "sk-base-exception-0123456"
+    monkeypatch.setenv("SDK_API_KEY", secret)
+    unhandled: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", unhandled.append)
+
+    class Exiting(RecorderLogger):
+        name = "exiting"
+
+        def log_metrics(self, records):
+            raise exc_type(f"the SDK gave up (key {secret})")
+
+    run = Run.start(tmp_path, loggers=[Exiting(str(tmp_path / "r.jsonl"))], policy=POLICY)
+    run.log_metrics({"loss": 1.0}, step=0)
+    report = run.finish("success")
+    (entry,) = report.loggers
+    assert entry.state == "error" and not report.complete
+    assert entry.error == f"{exc_type.__name__}: the SDK gave up (key ***)"
+    assert entry.pending == 1 and entry.sync_command
+    assert unhandled == []  # no raw thread traceback
+    assert "delivery to logger 'exiting' stopped" in caplog.text and secret not in caplog.text
+    with JournalReader(run.dir) as reader:
+        assert reader.cursors()["exiting"]["state"] == "error"
+
+
+class _FailsFirst(RecorderLogger):
+    """Fails its first ``failures`` ``log_metrics`` calls, then works; counts every call."""
+
+    name = "fails_first"
+
+    def __init__(self, path: str, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.metric_calls = 0
+
+    def log_metrics(self, records):
+        self.metric_calls += 1
+        if self.metric_calls <= self.failures:
+            raise ConnectionError(f"attempt {self.metric_calls} failed")
+        super().log_metrics(records)
+
+
+def _deliver_one_metric(tmp_path: Path, logger: _FailsFirst):
+    run = Run.start(tmp_path, loggers=[logger], policy=POLICY)
+    run.log_metrics({"loss": 1.0}, step=0)
+    (entry,) = run.finish("success").loggers
+    return entry
+
+
+def test_a_logger_is_quarantined_after_exactly_max_attempts_calls(tmp_path: Path) -> None:
+    logger = _FailsFirst(str(tmp_path / "r.jsonl"), failures=10**6)
+    entry = _deliver_one_metric(tmp_path, logger)
+    assert entry.state == "quarantined"
+    assert logger.metric_calls == POLICY.max_attempts
+    assert (entry.delivered, entry.failed, entry.pending) == (0, 1, 0)
+
+
+def test_a_logger_failing_max_attempts_minus_one_times_then_working_ends_ok(
+    tmp_path: Path,
+) -> None:
+    logger = _FailsFirst(str(tmp_path / "r.jsonl"), failures=POLICY.max_attempts - 1)
+    entry = _deliver_one_metric(tmp_path, logger)
+    assert entry.state == "ok" and entry.error is None
+    assert logger.metric_calls == POLICY.max_attempts
+    assert (entry.delivered, entry.failed, entry.pending) == (1, 0, 0)
+    assert [e["value"] for e in read_jsonl(tmp_path / "r.jsonl") if e["type"] == "metric"] == [1.0]
