@@ -9,6 +9,7 @@ import pickle
 import random
 import resource
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -387,3 +388,34 @@ def test_instantiate_from_checkpoint(tmp_path: Path) -> None:
         instantiate_from_checkpoint(_Net, path, hidden=5)
     with contextlib.suppress(StateMismatchError):
         instantiate_from_checkpoint(_Net, path, extra=True, strict=False)
+
+
+def test_atomic_save_fsyncs_the_file_then_renames_then_fsyncs_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the file's fsync before the rename a power cut can leave the new name
+    pointing at empty data; without the folder's fsync after it, the rename itself."""
+    calls: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        calls.append(("fsync", ("dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino)))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls.append(("replace", (os.stat(src).st_ino, Path(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "sub" / "last.ckpt"
+    save_checkpoint_atomic({"state_dict": {"w": torch.ones(3)}}, target)
+    monkeypatch.undo()
+
+    file_ino, folder_ino = target.stat().st_ino, target.parent.stat().st_ino
+    assert calls == [
+        ("fsync", ("file", file_ino)),
+        ("replace", (file_ino, target)),
+        ("fsync", ("dir", folder_ino)),
+    ]
