@@ -172,23 +172,36 @@ class PluginManager:
         if self._is_blocked(name, distribution):
             info.status = "blocked"
             return info
-        self._register(plugin, info)
+        try:
+            self._register(plugin, info)
+        except BaseException as exc:
+            # a plugin that failed to register must not stay half active
+            info.status = "failed"
+            info.error = f"{type(exc).__name__}: {exc}"
+            raise
         return info
 
     def _register(self, plugin: object, info: PluginInfo) -> None:
+        """Register ``plugin`` with pluggy and collect its records; on any failure leave no
+        trace of it (no hook implementation, no provider) and raise."""
         try:
             self._pm.register(plugin, name=f"{info.distribution}:{info.name}:{len(self._infos)}")
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(f"plugin {info.name!r}: {exc}") from exc
-        hooks = self._pm.get_hookcallers(plugin) or []
-        unknown = [h.name for h in hooks if not h.has_spec()]
-        if unknown:
-            self._pm.unregister(plugin)
-            raise UnknownHookError(_unknown_hook_message(info.name, unknown[0]))
+        try:
+            hooks = self._pm.get_hookcallers(plugin) or []
+            unknown = [h.name for h in hooks if not h.has_spec()]
+            if unknown:
+                raise UnknownHookError(_unknown_hook_message(info.name, unknown[0]))
+            records = self._collect_records(plugin, info)
+        except BaseException:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            raise
         info.hooks = sorted(h.name for h in hooks if h.name in LIFECYCLE_HOOKS)
         self._objects[info.name] = plugin
+        self._records_by_plugin[id(info)] = records
         self._registry = None
-        records = self._collect_records(plugin, info)
         info.provides = [(r.kind, r.name) for r in records]
 
     def _collect_records(self, plugin: object, info: PluginInfo) -> list[ProviderSpec]:
@@ -200,19 +213,16 @@ class PluginManager:
             try:
                 produced = list(func() or ())
             except Exception as exc:
-                self._pm.unregister(plugin)
                 raise PluginLoadError(
                     f"plugin {info.name!r}: {hook_name}() raised {exc!r}"
                 ) from exc
             for rec in produced:
                 if not isinstance(rec, SPEC_TYPES[kind]):
-                    self._pm.unregister(plugin)
                     raise PluginLoadError(
                         f"plugin {info.name!r}: {hook_name}() must yield "
                         f"{SPEC_TYPES[kind].__name__} records, got {type(rec).__name__}"
                     )
                 records.append(rec.with_origin(info.distribution, info.version))
-        self._records_by_plugin[id(info)] = records
         return records
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:

@@ -204,3 +204,51 @@ def test_create_from_mapping_needs_name() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown provider kind 'loggers'"):
         _manager().get("loggers", "csv")
+
+
+def test_a_plugin_whose_registration_failed_is_not_active(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+    from ember.hub import PluginLoadError, reset_plugin_manager
+    from ember.trainer import EmberModule, Trainer
+    from torch.utils.data import DataLoader, TensorDataset
+
+    fired: list[str] = []
+
+    class HalfBroken:
+        @hookimpl
+        def ember_on_fit_start(self, trainer) -> None:
+            fired.append("on_fit_start")
+
+        @hookimpl
+        def ember_loggers(self):
+            raise RuntimeError("provider hook broke")
+
+    class Model(EmberModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    reset_plugin_manager()
+    try:
+        pm = get_plugin_manager()
+        with pytest.raises(PluginLoadError, match="provider hook broke"):
+            pm.register(HalfBroken(), name="half_broken", distribution="half-broken")
+        info = pm.plugins()[-1]
+        assert (info.name, info.status) == ("half_broken", "failed")
+        assert "provider hook broke" in (info.error or "")
+        assert not any(isinstance(p, HalfBroken) for p in pm.lifecycle_plugins())
+        trainer = Trainer(default_root_dir=tmp_path, max_steps=1, enable_progress_bar=False)
+        trainer.fit(Model(), DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    finally:
+        reset_plugin_manager()
+    assert fired == []
+    header = [line for line in capsys.readouterr().out.splitlines() if "plugins:" in line]
+    assert header and "half-broken" not in header[0]
