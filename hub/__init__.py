@@ -12,6 +12,8 @@ from ember.hub.errors import (
     EmberPluginError,
     OptionsError,
     PluginLoadError,
+    PluginSettingsError,
+    PluginWarning,
     UnknownHookError,
     UnknownProviderError,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "PluginInfo",
     "PluginLoadError",
     "PluginManager",
+    "PluginSettingsError",
+    "PluginWarning",
     "PrecisionSpec",
     "ProviderSpec",
     "StrategySpec",

@@ -25,3 +25,11 @@ class UnknownHookError(EmberPluginError):
 
 class OptionsError(EmberPluginError, ValueError):
     """Options given to a provider do not match its schema."""
+
+
+class PluginSettingsError(EmberPluginError, ValueError):
+    """An ``EMBER_*`` plugin environment variable holds a value ember cannot read."""
+
+
+class PluginWarning(UserWarning):
+    """Something about the plugin set-up that is probably not what was meant."""

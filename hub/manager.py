@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,6 +22,8 @@ from ember.hub import hookspecs
 from ember.hub.errors import (
     DuplicateProviderError,
     PluginLoadError,
+    PluginSettingsError,
+    PluginWarning,
     UnknownHookError,
     UnknownProviderError,
 )
@@ -55,12 +58,36 @@ class _EmberPluggy(pluggy.PluginManager):
         return opts
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    """A yes/no environment variable; any other value is an error, not a silent "no"."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise PluginSettingsError(
+        f"{name}={raw!r} is not a yes/no value: set {name}=1 (or true, yes, on) to turn it "
+        f"on, {name}=0 (or false, no, off) or leave it unset to turn it off"
+    )
 
 
 def _env_list(name: str) -> list[str]:
-    return [normalize_name(v) for v in os.environ.get(name, "").split(",") if v.strip()]
+    """A comma-separated list of plugin names; ``*`` is an error that says what to use."""
+    raw = os.environ.get(name, "")
+    names = [v.strip() for v in raw.split(",") if v.strip()]
+    for item in names:
+        if any(ch in item for ch in "*?[]"):
+            raise PluginSettingsError(
+                f"{name}={raw!r}: {item!r} is a pattern, but {name} takes plugin names "
+                "(e.g. wandb,comet; `ember plugins` lists them). To load no third-party "
+                "plugin at all, set EMBER_DISABLE_PLUGIN_AUTOLOAD=1"
+            )
+    return [normalize_name(v) for v in names]
 
 
 @dataclass
@@ -115,6 +142,7 @@ class PluginManager:
             if block is not None
             else set(_env_list("EMBER_BLOCK_PLUGINS"))
         )
+        self._blocked_from_env = block is None
         self.strict = _env_flag("EMBER_STRICT_PLUGINS") if strict is None else strict
         self._pm = _EmberPluggy(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
@@ -152,6 +180,24 @@ class PluginManager:
                 self._register(plugin, info)
             except Exception as exc:  # one broken plugin must not take the others down
                 self._fail(info, exc)
+        if self._blocked_from_env:
+            self._warn_unknown_blocks(seen)
+
+    def _warn_unknown_blocks(self, seen: set[tuple[str | None, str]]) -> None:
+        """Warn about blocked names that match no installed plugin (a typo blocks nothing)."""
+        known: set[str] = set()
+        for dist, name in seen:
+            known |= self._candidates(name, dist)
+        for name in sorted(self.blocked - known):
+            hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            warnings.warn(
+                f"EMBER_BLOCK_PLUGINS names {name!r}, which matches no installed plugin, so it "
+                "blocks nothing"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + " (`ember plugins` lists the installed plugins)",
+                PluginWarning,
+                stacklevel=3,
+            )
 
     def register(
         self,
@@ -238,11 +284,16 @@ class PluginManager:
             ) from exc
 
     def _is_blocked(self, name: str, dist: str | None) -> bool:
+        return bool(self._candidates(name, dist) & self.blocked)
+
+    @staticmethod
+    def _candidates(name: str, dist: str | None) -> set[str]:
+        """The names that block a plugin: its own, its distribution's, without ``ember-``."""
         candidates = {normalize_name(name)}
         if dist:
             d = normalize_name(dist)
             candidates |= {d, d.removeprefix("ember_")}
-        return bool(candidates & self.blocked)
+        return candidates
 
     # ------------------------------------------------------------------ registry
     def _build_registry(self) -> dict[str, dict[str, ProviderSpec]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from ember.hub import PluginManager, PluginSettingsError
+
 
 def _by_name(payload: dict) -> dict[str, dict]:
     return {p["name"]: p for p in payload["plugins"]}
@@ -220,3 +223,61 @@ def test_a_closed_pipe_ends_quietly(installed_plugins):
         os.close(write_end)
     assert proc.returncode == 141
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EMBER_DISABLE_PLUGIN_AUTOLOAD", "maybe"),
+        ("EMBER_STRICT_PLUGINS", "2"),
+        ("EMBER_STRICT_PLUGINS", "enabled"),
+    ],
+)
+def test_a_yes_no_setting_with_another_value_is_rejected(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(PluginSettingsError) as err:
+        PluginManager()
+    assert str(err.value) == (
+        f"{variable}={value!r} is not a yes/no value: set {variable}=1 (or true, yes, on) to "
+        f"turn it on, {variable}=0 (or false, no, off) or leave it unset to turn it off"
+    )
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", " yes ", "on", "0", "false", "No", "off", ""])
+def test_yes_no_settings_accept_the_usual_spellings(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMBER_STRICT_PLUGINS", value)
+    monkeypatch.setenv("EMBER_DISABLE_PLUGIN_AUTOLOAD", value)
+    pm = PluginManager()
+    on = value.strip().lower() in ("1", "true", "yes", "on")
+    assert pm.strict is on and pm.autoload is not on
+
+
+def test_a_pattern_in_the_block_list_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMBER_BLOCK_PLUGINS", "*")
+    with pytest.raises(PluginSettingsError, match="set EMBER_DISABLE_PLUGIN_AUTOLOAD=1"):
+        PluginManager()
+
+
+def test_a_blocked_name_matching_no_plugin_warns(installed_plugins, ember_cli) -> None:
+    proc = ember_cli(
+        "plugins",
+        plugins=[installed_plugins["good"]],
+        env={"EMBER_BLOCK_PLUGINS": "fixture_god,fixture_good"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "EMBER_BLOCK_PLUGINS names 'fixture_god', which matches no installed plugin, so it "
+        "blocks nothing; did you mean 'fixture_good'?"
+    ) in proc.stderr
+    assert "'fixture_good', which" not in proc.stderr
+
+
+def test_the_cli_reports_a_bad_setting_in_one_line(ember_cli) -> None:
+    proc = ember_cli("plugins", env={"EMBER_STRICT_PLUGINS": "2"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("ember: EMBER_STRICT_PLUGINS='2' is not a yes/no value")
+    assert "Traceback" not in proc.stderr
