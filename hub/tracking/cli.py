@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ember.hub.errors import EmberPluginError
@@ -68,6 +69,20 @@ def _root(args: argparse.Namespace) -> str:
     return args.root or getattr(args, "root_top", None) or "."
 
 
+def _timeout(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (e.g. --timeout 60); leave it out "
+            "to wait until delivery ends"
+        )
+    return value
+
+
 def parse_options(
     pairs: Sequence[str], provider: str, plugin_manager: Any = None
 ) -> dict[str, Any]:
@@ -112,7 +127,7 @@ def add_sync_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="logger option (repeatable); secrets are better given through the environment",
     )
-    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument("--timeout", type=_timeout, default=None, help="give up after this many seconds")
     p.add_argument("--force", action="store_true", help="sync even if the run looks alive")
     p.add_argument("--root", default=None, help="where to look up a run id (default: .)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -201,6 +216,11 @@ def add_runs_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     """Handler of ``ember runs`` / ``ember runs list``."""
     root = _root(args)
+    if not Path(root).exists():
+        return _fail(
+            f"--root {root}: no such folder. Pass the default_root_dir of your runs, its "
+            "ember_runs folder, or a run directory"
+        )
     summaries = []
     for run_dir in find_runs(root):
         try:

@@ -46,6 +46,11 @@ def resolve_run(ref: str, root: str | os.PathLike[str] = ".") -> Path:
         return path.parent
     if journal_path(path).is_file():
         return path
+    if not Path(root).exists():
+        raise JournalError(
+            f"no run {ref!r}: it is not a run directory, and the root {root} where runs are "
+            "looked up by id or name does not exist (choose it with --root)"
+        )
     runs = find_runs(root)
     exact = [p for p in runs if p.name == ref]
     if exact:

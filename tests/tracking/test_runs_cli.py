@@ -153,3 +153,25 @@ def test_a_damaged_journal_is_reported_and_skipped(tmp_path: Path) -> None:
     show = run_ember("runs", "show", str(damaged.dir))
     assert show.returncode == 1 and "Traceback" not in show.stderr
     assert "is damaged" in show.stderr and ".recover" in show.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "0", "soon"])
+def test_sync_rejects_a_timeout_that_is_not_a_positive_number(value: str, tmp_path: Path) -> None:
+    proc = run_ember("sync", str(tmp_path), "--to", "csv", "--timeout", value)
+    assert proc.returncode == 2
+    assert f"argument --timeout: {value!r} is not a positive number of seconds" in proc.stderr
+
+
+def test_runs_on_a_missing_root_is_an_error_not_an_empty_list(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder"
+    for args in (["runs", "--root", str(missing)], ["runs", "list", "--root", str(missing)]):
+        proc = run_ember(*args)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr == (
+            f"ember: --root {missing}: no such folder. Pass the default_root_dir of your runs, "
+            "its ember_runs folder, or a run directory\n"
+        )
+    show = run_ember("runs", "show", "abc", "--root", str(missing))
+    assert show.returncode == 1 and "does not exist (choose it with --root)" in show.stderr
+    empty = run_ember("runs", "--root", str(tmp_path))  # an existing folder with no runs
+    assert empty.returncode == 0 and "no runs under" in empty.stdout
