@@ -28,7 +28,8 @@ class OptionsError(EmberPluginError, ValueError):
 
 
 class PluginSettingsError(EmberPluginError, ValueError):
-    """An ``EMBER_*`` plugin environment variable holds a value ember cannot read."""
+    """An ``EMBER_*`` environment variable (``EMBER_STRICT_PLUGINS``, ``EMBER_OFFLINE`` ...)
+    holds a value ember cannot read."""
 
 
 class PluginWarning(UserWarning):

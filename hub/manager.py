@@ -62,7 +62,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
-def _env_flag(name: str) -> bool:
+def env_flag(name: str) -> bool:
     """A yes/no environment variable; any other value is an error, not a silent "no"."""
     raw = os.environ.get(name, "")
     value = raw.strip().lower()
@@ -135,7 +135,7 @@ class PluginManager:
         strict: bool | None = None,
     ) -> None:
         self.autoload = (
-            not _env_flag("EMBER_DISABLE_PLUGIN_AUTOLOAD") if autoload is None else autoload
+            not env_flag("EMBER_DISABLE_PLUGIN_AUTOLOAD") if autoload is None else autoload
         )
         self.blocked = (
             {normalize_name(b) for b in block}
@@ -143,7 +143,7 @@ class PluginManager:
             else set(_env_list("EMBER_BLOCK_PLUGINS"))
         )
         self._blocked_from_env = block is None
-        self.strict = _env_flag("EMBER_STRICT_PLUGINS") if strict is None else strict
+        self.strict = env_flag("EMBER_STRICT_PLUGINS") if strict is None else strict
         self._pm = _EmberPluggy(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []

@@ -162,10 +162,6 @@ def global_rank_from_env() -> int:
     return 0
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def new_run_id(now: float | None = None) -> str:
     """A sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxx``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
@@ -253,7 +249,10 @@ class Run:
         if entries is None:
             return DisabledRun()
         policy = policy or DeliveryPolicy()
-        offline = _env_flag("EMBER_OFFLINE") if offline is None else offline
+        if offline is None:
+            from ember.hub.manager import env_flag  # EMBER_OFFLINE=maybe is an error
+
+            offline = env_flag("EMBER_OFFLINE")
         redactor = Redactor(s for e in entries for s in e.secrets)
         now = time.time()
 

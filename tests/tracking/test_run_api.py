@@ -264,3 +264,14 @@ def test_flush_cost_and_slow_logger_adds_nothing(tmp_path: Path) -> None:
     assert statistics.median(bare) < 0.002
     assert statistics.median(slow) < statistics.median(bare) + 0.002
     assert sum(slow) < 1.0  # 300 synchronous calls would take 30 s
+
+
+def test_an_odd_offline_setting_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ember.hub import PluginSettingsError
+
+    monkeypatch.setenv("EMBER_OFFLINE", "maybe")
+    with pytest.raises(PluginSettingsError, match=r"EMBER_OFFLINE='maybe' is not a yes/no value"):
+        Run.start(tmp_path, loggers=[])
+    assert not (tmp_path / "ember_runs").exists()
