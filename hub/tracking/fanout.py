@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -54,8 +55,9 @@ class DeliveryPolicy:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_attempts < 1:
             raise ValueError("DeliveryPolicy: batch_size and max_attempts must be at least 1")
-        if min(self.backoff, self.max_backoff, self.finalize_timeout) < 0:
-            raise ValueError("DeliveryPolicy: delays and timeouts must not be negative")
+        delays = (self.backoff, self.max_backoff, self.finalize_timeout)
+        if any(math.isnan(d) or d < 0 for d in delays):
+            raise ValueError("DeliveryPolicy: delays and timeouts must be numbers, at least 0")
 
 
 @dataclass

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import hashlib
 import json
+import math
 import os
 import secrets as _random
 import socket
@@ -531,8 +532,10 @@ class Run:
             return self.report
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
-        self._journal.event("status", {"status": status})
         timeout = self._policy.finalize_timeout if timeout is None else timeout
+        if math.isnan(timeout) or timeout < 0:
+            raise ValueError(f"finish(timeout=...) takes seconds, at least 0; got {timeout!r}")
+        self._journal.event("status", {"status": status})
         finish_workers(self._workers, status, timeout)
         with JournalReader(self._journal.path) as reader:
             self.report = self._build_report(reader, status)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -166,6 +167,8 @@ def sync(
     Idempotent: a second call delivers nothing twice. ``timeout`` bounds the wait (None:
     until done, quarantined or interrupted).
     """
+    if timeout is not None and (math.isnan(timeout) or timeout <= 0):
+        raise ValueError(f"sync(timeout=...) takes a positive number of seconds; got {timeout!r}")
     run_dir = Path(run_dir)
     with JournalReader(run_dir) as reader:
         state = run_state(reader)

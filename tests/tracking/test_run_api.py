@@ -275,3 +275,15 @@ def test_an_odd_offline_setting_is_rejected(
     with pytest.raises(PluginSettingsError, match=r"EMBER_OFFLINE='maybe' is not a yes/no value"):
         Run.start(tmp_path, loggers=[])
     assert not (tmp_path / "ember_runs").exists()
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan])
+def test_timeouts_must_be_numbers_of_seconds(tmp_path: Path, bad: float) -> None:
+    with pytest.raises(ValueError, match="at least 0"):
+        DeliveryPolicy(finalize_timeout=bad)
+    run = Run.start(tmp_path, loggers=[])
+    with pytest.raises(ValueError, match=r"finish\(timeout=\.\.\.\) takes seconds"):
+        run.finish(timeout=bad)
+    assert run.finish().status == "success"  # the run is still open and finishes normally
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        sync(run.dir, "csv", timeout=bad)
