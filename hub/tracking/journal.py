@@ -300,20 +300,19 @@ class Journal:
         a full disk is still recorded as failed.
         """
         payload = json.dumps(data, default=str)
+        sql = "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)"
         with self.lock:
-            if self._failure is not None and type_ == "status" and not self._closed:
+            try:
+                self._check_open()
+                self._write(sql, (self.segment, time.time(), type_, payload))
+            except JournalWriteError:
+                if type_ != "status":
+                    raise
+                # the final status must not fail the caller: write it into the reserve
                 self._give_back_reserve()
                 with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute(
-                        "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)",
-                        (self.segment, time.time(), type_, payload),
-                    )
+                    self._conn.execute(sql, (self.segment, time.time(), type_, payload))
                 return
-            self._check_open()
-            self._write(
-                "INSERT INTO events (segment, time, type, data) VALUES (?, ?, ?, ?)",
-                (self.segment, time.time(), type_, payload),
-            )
         self._written()
 
     def save_cursor(self, logger: str, **fields: Any) -> bool:

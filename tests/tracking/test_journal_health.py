@@ -108,10 +108,11 @@ def _assert_stopped_cleanly_with_the_journal_intact(
     return reader
 
 
-def test_full_disk_stops_training_cleanly_and_marks_the_run_failed(tmp_path: Path) -> None:
-    # a real full filesystem: a 1 MiB tmpfs mounted in a private mount namespace
-    script = tmp_path / "train.py"
-    script.write_text(_TRAIN_UNTIL_THE_DISK_IS_FULL)
+def _in_a_tiny_tmpfs(tmp_path: Path, script: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``script DISK`` with DISK a 1 MiB tmpfs mounted in a private mount namespace (a
+    real full filesystem); return the process and a copy of DISK/ember_runs."""
+    path = tmp_path / "script.py"
+    path.write_text(script)
     disk, copy = tmp_path / "disk", tmp_path / "copy"
     disk.mkdir()
     unshare = shutil.which("unshare")
@@ -131,7 +132,7 @@ def test_full_disk_stops_training_cleanly_and_marks_the_run_failed(tmp_path: Pat
             "-rm",
             "sh",
             "-c",
-            f"mount -t tmpfs -o size=1m tmpfs {disk} && {sys.executable} {script} {disk}; "
+            f"mount -t tmpfs -o size=1m tmpfs {disk} && {sys.executable} {path} {disk}; "
             f"rc=$?; cp -a {disk}/ember_runs {copy}; exit $rc",
         ],
         capture_output=True,
@@ -139,8 +140,46 @@ def test_full_disk_stops_training_cleanly_and_marks_the_run_failed(tmp_path: Pat
         env=env,
         timeout=600,
     )
+    return proc, copy
+
+
+def test_full_disk_stops_training_cleanly_and_marks_the_run_failed(tmp_path: Path) -> None:
+    proc, copy = _in_a_tiny_tmpfs(tmp_path, _TRAIN_UNTIL_THE_DISK_IS_FULL)
     with _assert_stopped_cleanly_with_the_journal_intact(proc, copy, "the disk is full") as r:
         assert r.status()[0] == "failed"
+
+
+_FILL_THE_DISK_THEN_FINISH = """
+import sys
+from pathlib import Path
+
+from ember.hub.tracking import Run
+
+disk = Path(sys.argv[1])
+run = Run.start(disk, [])
+for step in range(20):
+    run.log_metrics({"loss": float(step)}, step=step)
+try:  # something else (a checkpoint, another program) fills the disk
+    with open(disk / "filler", "wb") as f:
+        while True:
+            f.write(bytes(64 * 1024))
+            f.flush()
+except OSError:
+    pass
+print("FINISHED", run.finish("failed").status)
+"""
+
+
+def test_the_final_status_is_recorded_on_a_disk_filled_by_something_else(
+    tmp_path: Path,
+) -> None:
+    # e.g. a checkpoint hit ENOSPC first: finishing the run must not raise over its error
+    proc, copy = _in_a_tiny_tmpfs(tmp_path, _FILL_THE_DISK_THEN_FINISH)
+    assert proc.returncode == 0 and "FINISHED failed" in proc.stdout, proc.stdout + proc.stderr
+    (run_dir,) = [p for p in copy.iterdir() if p.is_dir()]
+    with JournalReader(run_dir) as reader:
+        assert reader.integrity_ok() and reader.status()[0] == "failed"
+        assert [s for s, _, _ in reader.metric_series("loss")] == list(range(20))
 
 
 def test_file_size_limit_stops_training_cleanly_with_the_journal_intact(tmp_path: Path) -> None:
