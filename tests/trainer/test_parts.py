@@ -33,6 +33,23 @@ def test_loops_read_no_private_attribute_of_another_object() -> None:
     assert offences == []
 
 
+def test_callbacks_use_no_private_trainer_method() -> None:
+    """Regression: the learning-rate and gradient-norm monitors logged through a private
+    trainer method that no third-party callback could use."""
+    offences = []
+    for folder in ("callbacks", "checkpoint"):
+        for path in sorted((TRAINER / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr.startswith("_")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in ("trainer", "t")
+                ):
+                    offences.append(f"{folder}/{path.name}:{node.lineno} .{node.attr}")
+    assert offences == []
+
+
 def test_trainer_code_imports_only_what_the_hub_exports() -> None:
     """Regression: the trainer imported hub names the hub does not export."""
     offences = []

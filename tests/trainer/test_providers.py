@@ -18,7 +18,7 @@ from ember.hub import (
     hookimpl,
     reset_plugin_manager,
 )
-from ember.trainer import Trainer
+from ember.trainer import MisconfigurationError, Trainer
 from ember.trainer.accelerators import CPUAccelerator, CUDAAccelerator
 from ember.trainer.precision import Float32Precision, Float64Precision, Precision
 from ember.trainer.strategies import SingleDeviceStrategy
@@ -203,3 +203,16 @@ def test_auto_imports_no_accelerator_it_does_not_pick(
     assert (
         type(Trainer(accelerator="zero", enable_progress_bar=False).accelerator).__name__ == "Accel"
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_says_what_to_do() -> None:
+    with pytest.raises(MisconfigurationError, match="torch sees no CUDA device") as info:
+        Trainer(accelerator="cuda", enable_progress_bar=False)
+    assert "accelerator='cpu'" in str(info.value)
+
+
+def test_cuda_is_not_auto_picked_without_a_gpu() -> None:
+    assert CUDAAccelerator.is_available() == torch.cuda.is_available()
+    trainer = Trainer(enable_progress_bar=False)
+    assert trainer.accelerator.name == ("cuda" if torch.cuda.is_available() else "cpu")
