@@ -83,6 +83,9 @@ class Optimization:
         #: detached losses since the last non-finite check, and where each came from
         self.losses: list[Tensor] = []
         self.loss_steps: list[tuple[int, int]] = []
+        # decided again by prepare() when the fit loop starts
+        self.clip = False
+        self.configure_clipping: Callable[..., Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     def configure(self) -> None:

@@ -129,6 +129,7 @@ class Trainer:
         self.optimization: Optimization | None = None
         #: the fit loop of the running (or last) fit
         self.fit_loop: FitLoop | None = None
+        self._transfer: Callable[[Any, int], Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         # Lightning's flag attributes (trainer.max_epochs, ...) read the checked flags
