@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ember.trainer.callback import Callback
 from torch import nn
@@ -127,6 +127,8 @@ class ModelSummary(Callback):
     :param max_depth: how many levels of submodules to list: 1 for the direct children,
         -1 for every level, 0 to print nothing.
     """
+
+    role: ClassVar[str | None] = "model_summary"
 
     def __init__(self, max_depth: int = 1) -> None:
         if not isinstance(max_depth, int) or max_depth < -1:
