@@ -3,8 +3,8 @@ schema``. Registering the sub-commands imports nothing heavy; the validator, pyd
 ember.trainer and torch load inside the command that needs them.
 
 Exit codes: 0 success; 1 the run itself failed (its traceback is printed); 2 a command-line
-usage error; 3 the run file or its overrides are invalid, or building the run from them
-failed (nothing trained; one line per problem, no traceback); 130 interrupted.
+usage error; 3 the run file or its overrides are invalid, building the run from them
+failed, or the Trainer refused them (one line per problem, no traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
-def report(exc: ConfigError, source: str | None = None) -> int:
+def report(exc: ConfigError, source: str | None = None, outcome: str = "nothing was run") -> int:
     """Print every problem of ``exc`` on stderr, one per line; return the exit code."""
     if source:
         exc = exc.with_source(source)
@@ -88,7 +88,7 @@ def report(exc: ConfigError, source: str | None = None) -> int:
     n = len(exc.issues)
     where = f" in {exc.source}" if exc.source else ""
     noun = "problem" if n == 1 else "problems"
-    print(f"ember: {n} {noun}{where}; nothing was run (see docs/config.md)", file=sys.stderr)
+    print(f"ember: {n} {noun}{where}; {outcome} (see docs/config.md)", file=sys.stderr)
     return EXIT_INVALID_CONFIG
 
 
@@ -114,12 +114,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_toml(config.printable), end="")
         return EXIT_OK
+    from ember.hub.config.errors import ConfigIssue
     from ember.hub.config.runner import run
+    from ember.trainer import MisconfigurationError
 
     try:
         result = run(args.entry, config, ckpt_path=args.ckpt_path)
     except ConfigError as exc:
         return report(exc, args.config)
+    except MisconfigurationError as exc:  # the run file asks for something the Trainer refuses
+        problem = ConfigError([ConfigIssue(args.entry, str(exc))])
+        return report(problem, args.config, outcome="the Trainer refused the configuration")
     except KeyboardInterrupt:
         print(f"ember {args.entry}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

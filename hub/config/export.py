@@ -29,7 +29,7 @@ def spellings(spec: ProviderSpec) -> list[str]:
     and alias, with ``_`` and with ``-`` (the registry treats them alike)."""
     out: list[str] = []
     for name in spec.names:
-        out += [name, name.replace("_", "-")]
+        out += [name, name.replace("_", "-"), name.replace("-", "_")]
     return list(dict.fromkeys(out))
 
 

@@ -45,9 +45,9 @@ def closest(word: str, candidates: typing.Iterable[str]) -> str | None:
 
 
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` or an empty string."""
+    """``"; did you mean 'x'?"``, or ``"."`` when nothing is close."""
     hint = closest(word, candidates)
-    return f"; did you mean {hint!r}?" if hint else ""
+    return f"; did you mean {hint!r}?" if hint else "."
 
 
 # ---------------------------------------------------------------------- describing types
@@ -200,7 +200,7 @@ class Fields:
                 if hint:
                     message += f"; did you mean {hint!r}?"
                 else:
-                    message += f"; valid keys: {', '.join(self.annotations) or 'none'}"
+                    message += f". Valid keys: {', '.join(self.annotations) or 'none'}"
             elif "missing" in kinds:
                 message = f"required key {key!r} is missing ({describe(self.annotations[key])}"
                 doc = self.descriptions.get(key)

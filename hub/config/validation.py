@@ -278,7 +278,7 @@ class _Validator:
             if key not in _PLUGIN_KEYS:
                 self.issue(
                     f"plugins.{key}",
-                    f"unknown key {key!r}{did_you_mean(str(key), _PLUGIN_KEYS)}; valid keys: "
+                    f"unknown key {key!r}{did_you_mean(str(key), _PLUGIN_KEYS)} Valid keys: "
                     + ", ".join(_PLUGIN_KEYS),
                 )
         lists: dict[str, list[str]] = {}
@@ -297,14 +297,17 @@ class _Validator:
         block = [normalize_name(n) for n in lists.get("block", [])]
         if "only" in lists:
             wanted = {normalize_name(n) for n in lists["only"]}
-            known = {n for names in installed.values() for n in names}
+            known = {n for names in installed.values() for n in names} | {
+                CORE_DISTRIBUTION,
+                "builtins",
+            }
             for i, name in enumerate(lists["only"]):
                 if normalize_name(name) not in known:
                     shown = sorted({names[0] for names in installed.values()})
                     self.issue(
                         f"plugins.only[{i}]",
                         f"no installed plugin is called {name!r}"
-                        f"{did_you_mean(normalize_name(name), known)}; installed plugins: "
+                        f"{did_you_mean(normalize_name(name), known)} Installed plugins: "
                         f"{', '.join(shown) or 'none'}",
                     )
             block += [names[0] for names in installed.values() if not wanted & set(names)]
@@ -462,8 +465,9 @@ class _Validator:
                     "give either a datamodule (class_path) or loaders ([data.train], ...), "
                     "not both",
                 )
+            datamodule = {k: v for k, v in value.items() if k not in LOADER_KEYS}
             ref = self.class_ref(
-                value, "data", self.engine.datamodule_base, "an EmberDataModule subclass"
+                datamodule, "data", self.engine.datamodule_base, "an EmberDataModule subclass"
             )
             if ref is not None:
                 self.printable["data"] = ref.as_dict()
@@ -501,7 +505,7 @@ class _Validator:
             if key not in _CLASS_KEYS:
                 self.issue(
                     f"{where}.{key}",
-                    f"unknown key {key!r}{did_you_mean(str(key), _CLASS_KEYS)}; valid keys: "
+                    f"unknown key {key!r}{did_you_mean(str(key), _CLASS_KEYS)} Valid keys: "
                     "class_path, init_args",
                 )
         path = value.get("class_path")
@@ -558,8 +562,7 @@ class _Validator:
 
 def _what(obj: Any) -> str:
     if isinstance(obj, type):
-        bases = ", ".join(b.__name__ for b in obj.__mro__[1:-1]) or "object"
-        return f"a class derived from {bases}"
+        return f"a class derived from {obj.__mro__[1].__name__}"
     return f"a {type(obj).__name__}"
 
 
