@@ -106,7 +106,8 @@ def collect() -> dict[str, Any]:
     return report
 
 
-def _text(report: dict[str, Any]) -> str:
+def format_report(report: dict[str, Any]) -> str:
+    """The report as `ember doctor` prints it."""
     lines = [
         f"python   {report['python']['version']} ({report['python']['executable']})",
         f"ember    {report['ember']}",
@@ -153,5 +154,5 @@ def _text(report: dict[str, Any]) -> str:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     report = collect()
-    print(json.dumps(report, indent=2) if args.json else _text(report))
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
