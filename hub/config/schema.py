@@ -62,10 +62,13 @@ def describe(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
         members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if float in members and int in members:  # a number is an integer or a float
+            members.remove(int)
         return " or ".join(dict.fromkeys(describe(a) for a in members)) or "nothing"
     if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        inner = describe(args[0]) if args and args[0] is not Any else ""
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        inner = plural.get(args[0]) if args else None
         return f"a list of {inner}" if inner else "a list"
     if origin in (dict, collections.abc.Mapping) or tp in (dict, Mapping):
         return "a table"
