@@ -248,25 +248,27 @@ def option_annotation(option: Option) -> Any:
     return tp if option.required else optional(tp)
 
 
-_provider_cache: dict[tuple[str, str, int], Fields] = {}
+#: built models by record (the record is kept too, so its id is never reused meanwhile)
+_provider_cache: dict[int, tuple[ProviderSpec, Fields]] = {}
 
 
 def provider_fields(spec: ProviderSpec) -> Fields:
     """The options table of a provider, from its record's schema."""
-    key = (spec.kind, spec.name, id(spec))
-    cached = _provider_cache.get(key)
-    if cached is None:
-        fields = {
-            k: (option_annotation(o), ... if o.required else o.default, o.description)
-            for k, o in spec.options.items()
-        }
-        cached = _provider_cache[key] = Fields(
-            f"{spec.kind}:{spec.name}",
-            fields,
-            extra=spec.allow_extra_options,
-            secret=spec.secret_options(),
-        )
-    return cached
+    cached = _provider_cache.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    fields = {
+        k: (option_annotation(o), ... if o.required else o.default, o.description)
+        for k, o in spec.options.items()
+    }
+    built = Fields(
+        f"{spec.kind}:{spec.name}",
+        fields,
+        extra=spec.allow_extra_options,
+        secret=spec.secret_options(),
+    )
+    _provider_cache[id(spec)] = (spec, built)
+    return built
 
 
 def signature_fields(

@@ -89,10 +89,16 @@ class Engine:
         return cls(Trainer.__init__, EmberModule, EmberDataModule)
 
     def trainer_fields(self) -> Fields:
-        """The Trainer's flags as a table schema, read from its signature."""
-        return signature_fields(
-            "trainer", self.trainer_init, convert=True, skip=tuple(_SECTION_FLAGS)
-        )
+        """The Trainer's flags as a table schema, read from its signature (once)."""
+        cached = _trainer_cache.get(self.trainer_init)
+        if cached is None:
+            cached = _trainer_cache[self.trainer_init] = signature_fields(
+                "trainer", self.trainer_init, convert=True, skip=tuple(_SECTION_FLAGS)
+            )
+        return cached
+
+
+_trainer_cache: dict[Callable[..., Any], Fields] = {}
 
 
 @dataclass
