@@ -34,15 +34,17 @@ def spellings(spec: ProviderSpec) -> list[str]:
 
 
 def provider_entry(spec: ProviderSpec) -> dict[str, Any]:
-    """``{"name": ..., **options}`` for one provider."""
+    """``{"name": ..., **options}`` for one provider. ``name`` always selects the
+    provider: an option that is itself called ``name`` cannot be given in this shape."""
     options = provider_fields(spec).json_schema()
     properties = {"name": {"enum": spellings(spec), "description": spec.description}}
-    properties.update(options.get("properties", {}))
+    properties.update({k: v for k, v in options.get("properties", {}).items() if k != "name"})
+    required = [k for k in options.get("required", []) if k != "name"]
     schema: dict[str, Any] = {
         "type": "object",
         "title": f"{spec.kind} {spec.name}",
         "properties": properties,
-        "required": ["name", *options.get("required", [])],
+        "required": ["name", *required],
         "additionalProperties": bool(spec.allow_extra_options),
     }
     if spec.distribution:
