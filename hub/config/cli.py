@@ -15,7 +15,8 @@ import sys
 import traceback
 from typing import Any
 
-from ember.hub.config.errors import ConfigError
+from ember.hub.config.errors import ConfigError, ConfigIssue
+from ember.hub.errors import EmberPluginError
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -95,7 +96,18 @@ def report(exc: ConfigError, source: str | None = None, outcome: str = "nothing 
 def _engine() -> Any:
     from ember.hub.config.validation import Engine
 
-    return Engine.load()
+    try:
+        return Engine.load()
+    except ImportError as exc:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "",
+                    f"the training engine cannot be imported ({exc}); install torch "
+                    "(bash scripts/setup_env.sh) and see `ember doctor`",
+                )
+            ]
+        ) from exc
 
 
 def _load(path: str, overrides: list[str]) -> Any:
@@ -114,7 +126,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_toml(config.printable), end="")
         return EXIT_OK
-    from ember.hub.config.errors import ConfigIssue
     from ember.hub.config.runner import run
     from ember.trainer import MisconfigurationError
 
@@ -160,7 +171,13 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     from ember.hub.config.export import run_file_schema
     from ember.hub.config.validation import plugin_manager_for
 
-    schema = run_file_schema(plugin_manager_for(None, []), _engine())
+    try:
+        schema = run_file_schema(plugin_manager_for(None, []), _engine())
+    except ConfigError as exc:
+        return report(exc, outcome="no schema was written")
+    except EmberPluginError as exc:  # two plugins claim one name, or strict mode
+        print(f"ember: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     text = json.dumps(schema, indent=2) + "\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

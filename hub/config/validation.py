@@ -176,7 +176,10 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """``raw`` with environment then command-line overrides applied; each value typed as
     TOML reads it, except where the schema wants a string (then kept as text)."""
-    pm = plugin_manager_for(raw.get("plugins"), [])
+    try:
+        pm = plugin_manager_for(raw.get("plugins"), [])
+    except EmberPluginError as exc:  # strict mode and a broken plugin
+        raise ConfigError([ConfigIssue("plugins", str(exc))], source=source) from None
     wants_text = _string_locations(raw, pm, engine)
     issues: list[ConfigIssue] = []
     assignments = [
@@ -228,7 +231,7 @@ class _Validator:
             if key not in SECTIONS:
                 hint = closest(str(key), SECTIONS)
                 message = f"unknown section {key!r}"
-                message += f"; did you mean {hint!r}?" if hint else ""
+                message += f"; did you mean {hint!r}?" if hint else "."
                 self.issue(str(key), f"{message} Sections: {', '.join(SECTIONS)}")
         seed = self.seed(raw.get("seed_everything"))
         block = self.plugins(raw.get("plugins"))
