@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from typing import Any
@@ -66,6 +65,8 @@ def _credentials(spec: Any) -> list[dict[str, Any]]:
 
 def collect() -> dict[str, Any]:
     """Everything ``ember doctor`` reports, as plain data."""
+    import platform
+
     report: dict[str, Any] = {
         "python": {
             "version": platform.python_version(),
@@ -146,7 +147,7 @@ def format_report(report: dict[str, Any]) -> str:
                 creds.append(f"{c['option']}: give it in the run file")
         lines.append(
             f"  {tr['name']:<16} installed; credentials: "
-            + ("; ".join(creds) if creds else "none needed")
+            + ("; ".join(creds) if creds else "none declared")
         )
     lines.append("ok" if report["ok"] else "PROBLEMS FOUND (see above)")
     return "\n".join(lines)
