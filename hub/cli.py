@@ -92,10 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hooks", help="list every hook a plugin or callback can implement")
     p.set_defaults(func=_cmd_hooks)
 
+    from ember.hub.config.cli import add_config_parser, add_run_parsers
+    from ember.hub.doctor import add_doctor_parser
     from ember.hub.tracking.cli import add_runs_parser, add_sync_parser
 
+    add_run_parsers(sub)
+    add_config_parser(sub)
     add_runs_parser(sub)
     add_sync_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 

@@ -113,7 +113,9 @@ class Option:
 
     ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``path``, ``list``, ``dict``,
     ``any``. A ``secret`` option (an API key, a token) is never written to a journal, a
-    tracker's hyperparameters or a printed configuration.
+    tracker's hyperparameters or a printed configuration. ``env`` names the environment
+    variable the option is read from when it is not given (an API key's usual home);
+    ``ember doctor`` reports whether it is set, never its value.
     """
 
     type: str = "any"
@@ -122,6 +124,7 @@ class Option:
     required: bool = False
     secret: bool = False
     choices: tuple[Any, ...] | None = None
+    env: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -132,7 +135,26 @@ class Option:
     def __hash__(self) -> int:
         # a default may be a list or a dict; hash a frozen copy so records stay hashable
         frozen = (_freeze(self.default), _freeze(self.choices))
-        return hash((self.type, self.description, self.required, self.secret, *frozen))
+        return hash((self.type, self.description, self.required, self.secret, self.env, *frozen))
+
+    def from_env(self, key: str, environ: Mapping[str, str] | None = None) -> Any:
+        """The value of :attr:`env` converted to this option's type, or ``None`` when the
+        variable is not set (or ``env`` not declared)."""
+        raw = (os.environ if environ is None else environ).get(self.env or "", "")
+        if not self.env or not raw.strip():
+            return None
+        try:
+            if self.type == "int":
+                return int(raw)
+            if self.type == "float":
+                return float(raw)
+            if self.type == "bool":
+                return {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower(), False)
+        except ValueError:
+            raise OptionsError(
+                f"environment variable {self.env}={raw!r} (option {key!r}) must be {self.type}"
+            ) from None
+        return raw
 
     def check(self, provider: str, key: str, value: Any) -> None:
         """Raise :class:`OptionsError` when ``value`` does not fit this option."""
@@ -249,20 +271,29 @@ class ProviderSpec:
             msg += f"; did you mean {hint!r}?" if hint else "."
             raise OptionsError(f"{msg} Known options: {known}")
         resolved: dict[str, Any] = {}
+        from_env = self.env_options()
         for key, opt in self.options.items():
             if key in options:
                 opt.check(self.name, key, options[key])
                 resolved[key] = opt.coerce(options[key])
+            elif key in from_env:
+                resolved[key] = opt.coerce(from_env[key])
             elif opt.required:
                 raise OptionsError(
                     f"{self.kind} {self.name!r} needs option {key!r}"
                     + (f" ({opt.description})" if opt.description else "")
+                    + (f"; or set the environment variable {opt.env}" if opt.env else "")
                 )
             elif opt.default is not None:
                 resolved[key] = opt.default
         for key in unknown:
             resolved[key] = options[key]
         return resolved
+
+    def env_options(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The options whose declared environment variable is set, with their values."""
+        found = {k: o.from_env(k, environ) for k, o in self.options.items() if o.env}
+        return {k: v for k, v in found.items() if v is not None}
 
     def secret_options(self) -> frozenset[str]:
         """Names of the options marked secret."""
