@@ -51,17 +51,29 @@ class TrackingSession:
         rank: int,
         broadcast: Callable[[Any], Any],
         print_line: Callable[[str], None],
+        stage: str,
     ) -> None:
-        """Open the entry point's run: the run of the checkpoint a fit resumes from, else
-        this trainer's previous run, else a new one.
+        """Open the entry point's ``stage``: in the run of the checkpoint a fit resumes
+        from, else in this trainer's live run (fit then test: one run, one tracker run per
+        logger), else in a continuation of its finished run, else in a new run.
 
-        :param broadcast: sends rank zero's run directory to every rank.
+        :param broadcast: sends rank zero's run directory to every rank (called exactly
+            once on every rank, whichever way the run is opened).
         """
-        from ember.hub.tracking import Run
+        from ember.hub.tracking import Run, finish_when_collected
 
         resume_from, self.resume_from = self.resume_from, None
         if self.entries is None:
             return
+        live = self.run
+        if live.enabled and live.report is None:  # only ever true on rank zero
+            if resume_from is None:
+                self.run_dir = broadcast(str(live.dir))
+                live.begin_stage(stage)
+                self._log_hparams(live, hparams)
+                return
+            # resuming a checkpoint: its run is opened afresh, so this one ends now
+            self._report(live.finish(live.exit_status), print_line)
         ckpt_run, resume_step = resume_from if resume_from is not None else (None, None)
         identity = ckpt_run or self._identity
         run = Run.start(
@@ -77,23 +89,43 @@ class TrackingSession:
         self.run_dir = broadcast(str(run.dir) if run.enabled else None)
         if not run.enabled:
             return
+        # a successful stage leaves the tracker runs open for the next one: they are
+        # finalized when a stage fails, when the trainer is collected, or at exit
+        run.quiet_exit = True
+        finish_when_collected(self, run)
+        run.begin_stage(stage)
         self._identity = run.state_dict()
+        self._log_hparams(run, hparams)
+        if identity is None or ckpt_run is not None:
+            print_line(self.header(run, resumed=identity is not None))
+
+    def _log_hparams(self, run: Run, hparams: dict[str, Any]) -> None:
+        """Record ``hparams`` unless this run already holds the same ones."""
         if hparams:
             logged = (run.id, repr(hparams))
             if logged != self._hparams_logged:
                 run.log_hyperparams(hparams)
                 self._hparams_logged = logged
-        if identity is None or ckpt_run is not None:
-            print_line(self.header(run, resumed=identity is not None))
 
-    def finish(self, outcome: str) -> str | None:
-        """Finish the entry point's run with ``outcome``, waiting at most
-        ``logger_timeout`` for the loggers; returns the report when not all was delivered."""
+    @staticmethod
+    def _report(report: Any, print_line: Callable[[str], None]) -> None:
+        if not report.complete:
+            print_line(str(report))
+
+    def finish(self, outcome: str, stage: str) -> str | None:
+        """End the entry point's ``stage`` with ``outcome``, waiting at most
+        ``logger_timeout`` for the loggers; returns the report when not all was delivered.
+
+        A success keeps the tracker runs open for the next stage; a failure or an
+        interruption finalizes them now."""
         self.resume_from = None
         run = self.run
         if not run.enabled or run.report is not None:
             return None
-        report = run.finish(outcome)
+        if outcome == "success":
+            report = run.end_stage(stage, outcome)
+        else:
+            report = run.finish(outcome)
         return None if report.complete else str(report)
 
     @property
@@ -105,15 +137,39 @@ class TrackingSession:
         """Append flushed metrics to the run (the loggers get them from their threads)."""
         self.run.log_metrics(metrics, step)
 
-    def log_text(self, key: str, text: str, step: int) -> None:
-        """Record a piece of text in the run; an error once the run has finished."""
+    def _open_run(self, what: str) -> Run:
+        """The run, or an error naming ``what`` once the run has finished."""
         run = self.run
         if run.report is not None:
             raise MisconfigurationError(
-                f"trainer.log_text({key!r}, ...) was called after the run {run.id} finished: "
-                "call it while fit, validate or test runs (from a hook or a step)"
+                f"{what} was called after the run {run.id} finished: call it while fit, "
+                "validate or test runs (from a hook or a step)"
             )
-        run.log_text(key, text, step=step)
+        return run
+
+    def log_text(self, key: str, text: str, step: int) -> None:
+        """Record a piece of text in the run; an error once the run has finished."""
+        self._open_run(f"trainer.log_text({key!r}, ...)").log_text(key, text, step=step)
+
+    def log_image(self, key: str, image: Any, step: int) -> None:
+        """Save ``image`` as a PNG under the run directory's ``images/`` and record it; an
+        error once the run has finished, dropped without a run."""
+        run = self._open_run(f"trainer.log_image({key!r}, ...)")
+        if not run.enabled:
+            return
+        from ember.hub.tracking import save_png
+        from ember.trainer.images import as_image
+
+        folder = run.dir / "images" / _file_safe(key)
+        path = folder / f"step{step}.png"
+        n = 1
+        while path.exists():
+            n += 1
+            path = folder / f"step{step}-{n}.png"
+        width, height, channels = save_png(as_image(image), path)
+        run.log_image(
+            key, path, step=step, metadata={"width": width, "height": height, "channels": channels}
+        )
 
     def record_artifact(
         self, path: str | os.PathLike[str], kind: str, step: int, epoch: int
@@ -199,3 +255,9 @@ def run_hyperparameters(module: Any, datamodule: Any) -> dict[str, Any]:
             )
         params.update(module.hparams)
     return params
+
+
+def _file_safe(key: str) -> str:
+    """``key`` as one folder name: path separators and odd characters become ``_``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key)).strip(".")
+    return safe or "image"

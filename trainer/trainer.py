@@ -44,7 +44,7 @@ from ember.trainer.tracking_session import TrackingSession, run_hyperparameters
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from ember.hub.tracking import LoggerArg, Run
+    from ember.hub.tracking import LoggerArg, LoggerHandle, LoggerHandles, Run
 
 #: the flags readable as ``trainer.<flag>`` (Lightning's attribute names)
 _FLAG_NAMES = frozenset(TrainerFlags.__dataclass_fields__)
@@ -458,6 +458,28 @@ class Trainer:
         global step unless ``step`` is given; loggers that take text receive it."""
         self.tracking.log_text(key, text, self.global_step if step is None else step)
 
+    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
+        """Record an image in the run, at the current global step unless ``step`` is given.
+
+        ``image``: a tensor or numpy array (HW, HWC or CHW; float in [0, 1] or uint8), a
+        PIL image, a matplotlib figure or an image file. It is saved as a PNG under the
+        run directory's ``images/`` and journaled; loggers that take images receive it.
+        Without a run (``logger=False``, ``fast_dev_run``, ranks but zero) it is dropped.
+        """
+        self.tracking.log_image(key, image, self.global_step if step is None else int(step))
+
+    @property
+    def loggers(self) -> LoggerHandles:
+        """A handle on each logger of the run, by position or label; ``call(fn)`` runs
+        ``fn`` against the tracker's own object (see docs/tracking.md)."""
+        return self.tracking.run.loggers
+
+    @property
+    def logger(self) -> LoggerHandle | None:
+        """The first logger's handle (``None`` without loggers), as in Lightning."""
+        handles = self.tracking.run.loggers
+        return handles[0] if handles else None
+
     # ================================================================== entry points
     def fit(
         self,
@@ -689,7 +711,7 @@ class Trainer:
             raise first
 
     def _finish_tracking(self, outcome: str) -> None:
-        report = self.tracking.finish(outcome)
+        report = self.tracking.finish(outcome, self._stage_name())
         if report is not None:
             self.print(report)
 
@@ -716,7 +738,14 @@ class Trainer:
             self.global_rank,
             lambda value: self.strategy.broadcast(value, src=0),
             self.print,
+            self._stage_name(),
         )
+
+    def _stage_name(self) -> str:
+        """The running entry point's name (``fit``, ``validate``, ...), as the run records
+        its stages."""
+        fn = self._state.fn
+        return fn.value if fn is not None else TrainerFn.FITTING.value
 
     def _evaluation_loop(self, stage: RunningStage) -> EvaluationLoop:
         assert self.hooks is not None

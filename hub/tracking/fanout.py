@@ -17,7 +17,9 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -43,7 +45,11 @@ class DeliveryPolicy:
     A call is retried after ``backoff``, ``2*backoff``, ``4*backoff`` ... seconds (at most
     ``max_backoff``); after ``max_attempts`` consecutive failures the logger is
     quarantined for the rest of the run. ``finalize_timeout`` bounds how long
-    :meth:`Run.finish` waits for all loggers together.
+    :meth:`Run.finish` waits for all loggers together. ``linger``: a worker woken by new
+    records waits this long before reading them, so that a run flushing every step is
+    delivered in a few large batches instead of one small one per step (each batch costs
+    a query, a logger call and a cursor update, all competing with training for the
+    interpreter); a flush, a stop or an escape-hatch call cuts the wait short.
     """
 
     batch_size: int = 1000
@@ -51,11 +57,12 @@ class DeliveryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     finalize_timeout: float = 30.0
+    linger: float = 0.25
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_attempts < 1:
             raise ValueError("DeliveryPolicy: batch_size and max_attempts must be at least 1")
-        delays = (self.backoff, self.max_backoff, self.finalize_timeout)
+        delays = (self.backoff, self.max_backoff, self.finalize_timeout, self.linger)
         if any(math.isnan(d) or d < 0 for d in delays):
             raise ValueError("DeliveryPolicy: delays and timeouts must be numbers, at least 0")
 
@@ -80,7 +87,7 @@ class LoggerEntry:
 
     def supported_kinds(self) -> tuple[str, ...]:
         """The record kinds this logger takes."""
-        caps = type(self.logger).capabilities
+        caps = self.logger.capabilities
         return tuple(k for k in KINDS if getattr(caps, CAPABILITY_OF_KIND[k]))
 
 
@@ -122,7 +129,17 @@ class Worker(threading.Thread):
         #: (method, monotonic start) while a logger call is in progress
         self.in_call: tuple[str, float] | None = None
         self._status: str | None = None
+        #: escape-hatch calls waiting for the cursor: (run after this seq, fn, future)
+        self._calls: deque[tuple[int, Callable[[Any], Any], Future[Any]]] = deque()
+        self._calls_lock = threading.Lock()
+        self._calls_closed = False
+        #: flush requests asked for / answered (see :meth:`flush`)
+        self._flush_asked = 0
+        self._flush_done = 0
+        self._flushed = threading.Condition()
         self._wake = threading.Event()
+        #: set by what must not wait for the linger: a flush, a stop, a call, the deadline
+        self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._abandoned = threading.Event()
 
@@ -131,15 +148,49 @@ class Worker(threading.Thread):
         """New records are in the journal."""
         self._wake.set()
 
+    def submit(self, after_seq: int, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run ``fn(logger.experiment)`` on this thread once every record up to
+        ``after_seq`` was delivered, before any later one; the future holds its result."""
+        future: Future[Any] = Future()
+        with self._calls_lock:
+            if self._calls_closed or self._stopping.is_set():
+                future.set_exception(
+                    RuntimeError(f"logger {self.entry.label!r} is not running ({self.state})")
+                )
+                return future
+            self._calls.append((after_seq, fn, future))
+        self._urgent.set()
+        self._wake.set()
+        return future
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything in the journal now has been delivered (or the logger
+        stopped); False if ``timeout`` seconds passed first."""
+        with self._flushed:
+            self._flush_asked += 1
+            wanted = self._flush_asked
+        self._urgent.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            while self._flush_done < wanted and self.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._flushed.wait(min(left, 0.5))
+        return True
+
     def request_stop(self, status: str) -> None:
         """Deliver what is left, finalize the tracker run with ``status``, then exit."""
         self._status = status
         self._stopping.set()
+        self._urgent.set()
         self._wake.set()
 
     def abandon(self) -> None:
         """Give up at the deadline: make no further logger calls."""
         self._abandoned.set()
+        self._urgent.set()
         self._wake.set()
         if self.is_alive() and self.state not in ("quarantined", "ok"):
             if self.in_call is not None:
@@ -175,6 +226,7 @@ class Worker(threading.Thread):
                 self.sync_hint,
             )
         finally:
+            self._cancel_calls(f"logger {self.entry.label!r} stopped ({self.state})")
             self._save()
             if reader is not None:
                 reader.close()
@@ -187,34 +239,95 @@ class Worker(threading.Thread):
         self.state = "running"
         self._save()
         while True:
+            # read before fetching: whatever was logged before a stop or flush request
+            # is then visible to this fetch, so nothing is left behind
+            stopping = self._stopping.is_set()
+            with self._flushed:
+                asked = self._flush_asked
+            queued = len(self._calls)
             rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size)
             if rows:
                 self._deliver(rows)
                 continue
-            if self._stopping.is_set():
+            # everything up to the journal's end is delivered: the calls queued before the
+            # fetch have had every record logged before them
+            self._run_calls(queued)
+            with self._flushed:
+                self._flush_done = max(self._flush_done, asked)
+                self._flushed.notify_all()
+            if stopping:
                 break
             self._wake.wait()
+            if self.policy.linger and not self._urgent.is_set():
+                self._urgent.wait(self.policy.linger)  # let more records arrive
+            self._urgent.clear()
             self._wake.clear()
             if self._abandoned.is_set():
                 raise _Quarantined
+        self._cancel_calls("the run finished")
         status = self._status or "success"
         self._call("finalize", lambda: self.entry.logger.finalize(status), 0)
         self.finalized = status
         self.state = "ok"
 
-    def _deliver(self, rows: Sequence[Row]) -> None:
-        """Hand ``rows`` over: consecutive metrics in one call, other records one by one."""
+    def _run_due(self, delivered_upto: int) -> None:
+        """Run the escape-hatch calls made when the journal ended at or before
+        ``delivered_upto`` (every record up to it was delivered)."""
+        n = 0
+        while n < len(self._calls) and self._calls[n][0] <= delivered_upto:
+            n += 1
+        self._run_calls(n)
+
+    def _run_calls(self, n: int) -> None:
+        """Run the first ``n`` queued escape-hatch calls, in order."""
+        for _ in range(n):
+            _, fn, future = self._calls.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(self.entry.logger.experiment)
+            except Exception as exc:  # the user's code: reported, never retried
+                log.warning(
+                    "ember: a call on logger %r's experiment raised %s: %s",
+                    self.entry.label,
+                    type(exc).__name__,
+                    self.redactor.text(str(exc)),
+                )
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def _cancel_calls(self, why: str) -> None:
+        with self._calls_lock:
+            self._calls_closed = True
+            left = list(self._calls)
+            self._calls.clear()
+        for _, _, future in left:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError(f"not run: {why}"))
+
+    def _deliver(self, rows: Sequence[MetricRecord | Row]) -> None:
+        """Hand ``rows`` over: consecutive metrics in one call, other records one by one;
+        escape-hatch calls run between the records they were made between."""
         i = 0
         while i < len(rows):
-            if rows[i].kind == "metric":
+            if self._calls:
+                self._run_due(rows[i].seq - 1)
+            if isinstance(rows[i], MetricRecord):
                 j = i
-                while j < len(rows) and rows[j].kind == "metric":
+                # a pending call splits the batch at the point where it was made
+                limit = self._calls[0][0] if self._calls else None
+                while (
+                    j < len(rows)
+                    and isinstance(rows[j], MetricRecord)
+                    and (limit is None or rows[j].seq <= limit)
+                ):
                     j += 1
-                records = [MetricRecord(r.name, r.value, r.step, r.wall_time) for r in rows[i:j]]
+                records = rows[i:j] if (i, j) != (0, len(rows)) else rows
                 self._call("log_metrics", partial(self.entry.logger.log_metrics, records), j - i)
             else:
                 j = i + 1
-                self._deliver_one(rows[i])
+                self._deliver_one(rows[i])  # type: ignore[arg-type]
             self.cursor = rows[j - 1].seq
             self._save()
             i = j
@@ -228,16 +341,18 @@ class Worker(threading.Thread):
             self._call(
                 "log_text", lambda: logger.log_text(row.name, data["text"], step=row.step), 1
             )
+        elif row.kind == "image":
+            if not self._exists(data["path"], "image"):
+                return
+            self._call(
+                "log_image",
+                lambda: logger.log_image(
+                    row.name, data["path"], step=row.step, metadata=data.get("metadata") or {}
+                ),
+                1,
+            )
         elif row.kind == "artifact":
-            if not os.path.exists(data["path"]):
-                # a file deleted since it was logged (a rotated checkpoint) would fail
-                # forever: count it as removed, which the report shows, and go on
-                self.skipped += 1
-                log.info(
-                    "ember: artifact %s was removed after it was logged; not delivered to %r",
-                    data["path"],
-                    self.entry.label,
-                )
+            if not self._exists(data["path"], "artifact"):
                 return
             self._call(
                 "log_artifact",
@@ -250,6 +365,20 @@ class Worker(threading.Thread):
                 ),
                 1,
             )
+
+    def _exists(self, path: str, what: str) -> bool:
+        if os.path.exists(path):
+            return True
+        # a file deleted since it was logged (a rotated checkpoint) would fail forever:
+        # count it as removed, which the report shows, and go on
+        self.skipped += 1
+        log.info(
+            "ember: %s %s was removed after it was logged; not delivered to %r",
+            what,
+            path,
+            self.entry.label,
+        )
+        return False
 
     def _call(self, method: str, fn: Callable[[], Any], n_records: int) -> Any:
         """Call the logger, retrying with backoff; quarantine after repeated failures."""
@@ -310,6 +439,15 @@ class Worker(threading.Thread):
         )
 
     # ------------------------------------------------------------------ reporting
+    def _live_state(self) -> str:
+        """The state, with what a running worker is doing when a stage ends."""
+        if self.state != "running":
+            return self.state
+        call = self.in_call
+        if call is not None:
+            return f"running, in {call[0]} for {time.monotonic() - call[1]:.1f} s"
+        return "running, retrying" if self.error else "running"
+
     def report(self, reader: JournalReader, unsupported: Sequence[str] = ()) -> LoggerReport:
         """Delivered / pending / failed, counted from the journal."""
         return logger_report(
@@ -320,7 +458,7 @@ class Worker(threading.Thread):
             cursor=self.cursor,
             skipped=self.skipped,
             failed_batch=self.failed,
-            state=self.state,
+            state=self._live_state(),
             error=self.error,
             unsupported=tuple(unsupported),
             sync_command=self.sync_hint,
