@@ -122,10 +122,7 @@ class TrackingSession:
         run = self.run
         if not run.enabled or run.report is not None:
             return None
-        if outcome == "success":
-            report = run.end_stage(stage, outcome)
-        else:
-            report = run.finish(outcome)
+        report = run.end_stage(stage, outcome) if outcome == "success" else run.finish(outcome)
         return None if report.complete else str(report)
 
     @property

@@ -271,6 +271,28 @@ def provider_fields(spec: ProviderSpec) -> Fields:
     return built
 
 
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """``func``'s resolved annotations. One that does not resolve at run time (a name
+    imported for type checkers only) is left out on its own: that parameter is checked
+    by name, every other one still by type."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        pass
+    globalns = getattr(func, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for pname, ann in getattr(func, "__annotations__", {}).items():
+
+        def one() -> None: ...
+
+        one.__annotations__ = {pname: ann}
+        try:
+            hints.update(typing.get_type_hints(one, globalns=globalns))
+        except Exception:
+            continue
+    return hints
+
+
 def signature_fields(
     name: str,
     func: Callable[..., Any],
@@ -282,10 +304,7 @@ def signature_fields(
     are narrowed to what a run file can express (:func:`config_type`); otherwise they are
     kept, and values must be instances of them (a class's ``init_args``)."""
     signature = inspect.signature(func)
-    try:
-        hints = typing.get_type_hints(func.__init__ if isinstance(func, type) else func)
-    except Exception:  # an annotation that does not resolve: check names, not types
-        hints = {}
+    hints = _type_hints(func.__init__ if isinstance(func, type) else func)
     skip = set(skip)
     fields: dict[str, tuple[Any, Any, str]] = {}
     extra = False

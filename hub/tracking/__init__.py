@@ -24,13 +24,13 @@ from ember.hub.tracking.logger import (
 
 if TYPE_CHECKING:
     from ember.hub.tracking.fanout import DeliveryPolicy, LoggerEntry
+    from ember.hub.tracking.images import IMAGE_TYPES, Pixels, save_png
     from ember.hub.tracking.journal import (
         JournalDamagedError,
         JournalError,
         JournalReader,
         JournalWriteError,
     )
-    from ember.hub.tracking.images import IMAGE_TYPES, Pixels, save_png
     from ember.hub.tracking.report import LoggerReport, Report
     from ember.hub.tracking.run import (
         DEFAULT_LOGGERS,
@@ -84,12 +84,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_LOGGERS",
+    "IMAGE_TYPES",
     "RUNS_DIR",
     "STATUSES",
     "Capabilities",
     "DeliveryPolicy",
     "DisabledRun",
-    "IMAGE_TYPES",
     "JournalDamagedError",
     "JournalError",
     "JournalReader",
