@@ -208,6 +208,8 @@ class FitLoop:
         hooks.on_train_epoch_start(t, module)
         if mh.on_train_epoch_start is not None:
             mh.on_train_epoch_start()
+        # a callback (GradientAccumulationScheduler) may change it at each epoch start
+        self.accumulate = t.accumulate_grad_batches
         results.set_phase("step")
 
         n = t.num_training_batches
