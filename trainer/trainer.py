@@ -1435,8 +1435,11 @@ class Trainer:
             mh.on_load_checkpoint(checkpoint)  # type: ignore[arg-type]
         self._hooks.on_load_checkpoint(self, module, checkpoint)
         from ember.trainer.checkpoint import load_module_state
+        from ember.trainer.checkpoint.io import warn_incompatible_keys
 
-        load_module_state(module, checkpoint["state_dict"])
+        keys = load_module_state(module, checkpoint["state_dict"], strict=module.strict_loading)
+        if not module.strict_loading and self.ckpt_path is not None:
+            warn_incompatible_keys(keys, self.ckpt_path)
         if self._state.fn != TrainerFn.FITTING:
             return
         # the fit continues the checkpoint's run; what was logged after it is superseded
