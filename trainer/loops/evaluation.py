@@ -74,6 +74,7 @@ class EvaluationLoop:
                 getattr(hooks, f"on_{prefix}_epoch_end")(t, module)
                 _call(mh, f"on_{prefix}_end")
                 getattr(hooks, f"on_{prefix}_end")(t, module)
+                results.reset_metrics()
         finally:
             train_hook = getattr(mh, f"on_{prefix}_model_train")
             if train_hook is not None:
