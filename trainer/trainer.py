@@ -1070,7 +1070,9 @@ class Trainer:
         assert module is not None
         if not overrides(module, "configure_optimizers", EmberModule):
             module.configure_optimizers()  # raises the message that says what to write
-        optimizers, configs = normalize_optimizers(module.configure_optimizers())
+        optimizers, configs = normalize_optimizers(
+            module.configure_optimizers(), module.automatic_optimization
+        )
         name = type(module).__name__
         if module.automatic_optimization:
             if not optimizers:
