@@ -80,3 +80,45 @@ def test_automatic_optimization_still_needs_the_monitor(tmp_path: Path) -> None:
 
     with pytest.raises(MisconfigurationError, match="without a metric to monitor"):
         trainer(tmp_path, max_epochs=1).fit(Automatic(), DataLoader(dataset(), batch_size=8))
+
+
+class NoBatchIdx(EmberModule):
+    """Every step written without ``batch_idx``, as Lightning allows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+    def training_step(self, batch):
+        x, y = batch
+        loss = F.mse_loss(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch):
+        x, y = batch
+        self.log("val_loss", F.mse_loss(self(x), y))
+
+    def test_step(self, batch):
+        x, y = batch
+        self.log("test_loss", F.mse_loss(self(x), y))
+
+    def predict_step(self, batch):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def test_steps_without_batch_idx(tmp_path: Path) -> None:
+    model = NoBatchIdx()
+    t = trainer(tmp_path, max_epochs=2)
+    loader = DataLoader(dataset(), batch_size=8)
+    t.fit(model, loader, loader)
+    assert {"train_loss", "val_loss"} <= set(t.callback_metrics)
+    assert "test_loss" in t.test(model, loader, verbose=False)[0]
+    predictions = t.predict(model, loader)
+    assert torch.allclose(torch.cat(predictions), model(dataset().tensors[0]).detach())

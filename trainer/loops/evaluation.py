@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ember.trainer.data import epoch_batches
 from ember.trainer.loops.module_hooks import TrainingModes, detached
+from ember.trainer.loops.steps import step_caller
 from ember.trainer.results import ResultCollection, to_host
 from ember.trainer.state import RunningStage
 
@@ -93,7 +94,7 @@ class EvaluationLoop:
         hooks = t._hooks
         prefix = self.prefix
         results = self.results
-        step = getattr(module, f"{prefix}_step")
+        step = step_caller(getattr(module, f"{prefix}_step"))
         hook_start = getattr(hooks, f"on_{prefix}_batch_start")
         hook_end = getattr(hooks, f"on_{prefix}_batch_end")
         m_start = getattr(mh, f"on_{prefix}_batch_start")

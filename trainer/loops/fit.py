@@ -24,6 +24,7 @@ from ember.trainer.data import Lookahead
 from ember.trainer.errors import MisconfigurationError, NonFiniteLossError
 from ember.trainer.loops.evaluation import EvaluationLoop
 from ember.trainer.loops.module_hooks import detached
+from ember.trainer.loops.steps import step_caller
 from ember.trainer.results import closest_metric, to_host
 from ember.trainer.state import RunningStage
 from torch import Tensor
@@ -141,7 +142,7 @@ class FitLoop:
         self.step_schedulers = [c for c in t.lr_scheduler_configs if c.interval == "step"]
         self.forward_context = precision.forward_context if precision.has_forward_context else None
         self.backward = mh.backward if mh.backward is not None else precision.backward
-        self.training_step = module.training_step
+        self.training_step = step_caller(module.training_step)
         self.need_outputs = bool(
             t._hooks.implemented("on_train_batch_end")
             or mh.on_train_batch_end is not None

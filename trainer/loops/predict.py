@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ember.trainer.data import epoch_batches
 from ember.trainer.loops.module_hooks import TrainingModes
+from ember.trainer.loops.steps import step_caller
 
 if TYPE_CHECKING:
     from ember.trainer.trainer import Trainer
@@ -63,7 +64,7 @@ class PredictLoop:
         module = t._module
         mh = t._module_hooks
         hooks = t._hooks
-        step = module.predict_step
+        step = step_caller(module.predict_step)
         to_device = t._batch_transfer
         precision = t.precision_plugin
         forward_context = precision.forward_context if precision.has_forward_context else None
