@@ -242,6 +242,9 @@ class ResultCollection:
         self._phase = "step"
         self._dataloader_idx: int | None = None
         self._suffix = ""
+        #: set by the loop once the epoch's batches are done: ``callback_metrics`` read in
+        #: an epoch-end hook then shows the epoch values reduced so far, as Lightning does
+        self.epoch_end_reached = False
         #: the current batch, set by the loop; its size is inferred only when needed
         self.batch: Any = None
         self.batch_size: int | None = None
@@ -439,8 +442,13 @@ class ResultCollection:
                 value = _as_tensor(self._synced(slot, slot.step_value))
                 out[slot.step_name] = value
                 out[slot.key] = value
-            if slot.epoch_value is not None:
-                value = _as_tensor(slot.epoch_value)
+            epoch_value = slot.epoch_value
+            if epoch_value is None and self.epoch_end_reached and slot.on_epoch:
+                # read in an epoch-end hook: this process's value so far (the final,
+                # synchronised one replaces it once the epoch's metrics are reduced)
+                epoch_value = slot.epoch_result()
+            if epoch_value is not None:
+                value = _as_tensor(epoch_value)
                 out[slot.epoch_name] = value
                 out[slot.key] = value
         return out
@@ -467,11 +475,13 @@ class ResultCollection:
 
     def reset(self) -> None:
         """Start a new epoch: forget values, keep slots (and their checked options)."""
+        self.epoch_end_reached = False
         for slot in self.slots:
             slot.reset()
 
     def clear(self) -> None:
         """Forget everything, slots included (after the sanity check)."""
+        self.epoch_end_reached = False
         for slot in self.slots:
             slot.reset()
         self.slots.clear()

@@ -69,7 +69,7 @@ def _check_limit(flag: str, value: Any) -> int | float:
     )
 
 
-def _parse_max_time(value: Any) -> timedelta | None:
+def _parse_max_time(value: Any, flag: str = "max_time") -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
     if isinstance(value, Mapping):
@@ -77,7 +77,7 @@ def _parse_max_time(value: Any) -> timedelta | None:
             return timedelta(**value)
         except TypeError as exc:
             raise MisconfigurationError(
-                f"max_time={dict(value)!r}: use keys of datetime.timedelta "
+                f"{flag}={dict(value)!r}: use keys of datetime.timedelta "
                 "(days, hours, minutes, seconds); " + str(exc)
             ) from None
     if isinstance(value, str):
@@ -86,7 +86,7 @@ def _parse_max_time(value: Any) -> timedelta | None:
             days, hours, minutes, seconds = (int(p) for p in parts)
             return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     raise MisconfigurationError(
-        f"max_time={value!r}: pass 'DD:HH:MM:SS' (e.g. '00:12:00:00'), a datetime.timedelta, "
+        f"{flag}={value!r}: pass 'DD:HH:MM:SS' (e.g. '00:12:00:00'), a datetime.timedelta, "
         "or a dict such as {'hours': 12}"
     )
 
@@ -172,14 +172,20 @@ class Trainer:
         # -- validation
         if val_check_interval is None:
             val_check_interval = 1.0
-        if _is_int(val_check_interval):
+        #: seconds of training between validations when val_check_interval is a duration
+        self._val_check_seconds: float | None = None
+        if isinstance(val_check_interval, (str, Mapping, timedelta)):
+            val_check_interval = _parse_max_time(val_check_interval, "val_check_interval")
+            self._val_check_seconds = val_check_interval.total_seconds()  # type: ignore[union-attr]
+        elif _is_int(val_check_interval):
             _check_int("val_check_interval", val_check_interval, 1, " (batches)")
         elif not (isinstance(val_check_interval, float) and 0.0 < val_check_interval <= 1.0):
             raise MisconfigurationError(
                 "val_check_interval must be a float fraction of the training epoch in "
-                f"(0.0, 1.0] or an int number of batches; got {val_check_interval!r}"
+                "(0.0, 1.0], an int number of batches, or a duration (a datetime.timedelta, "
+                f"'DD:HH:MM:SS' or a dict such as {{'minutes': 30}}); got {val_check_interval!r}"
             )
-        self.val_check_interval: int | float = val_check_interval
+        self.val_check_interval: int | float | timedelta = val_check_interval
         if check_val_every_n_epoch is not None:
             _check_int(
                 "check_val_every_n_epoch",
@@ -187,10 +193,10 @@ class Trainer:
                 1,
                 " (or None to count val_check_interval batches across epochs)",
             )
-        elif not _is_int(val_check_interval):
+        elif not _is_int(val_check_interval) and self._val_check_seconds is None:
             raise MisconfigurationError(
-                "check_val_every_n_epoch=None counts val_check_interval batches across "
-                "epochs, so val_check_interval must be an int; got "
+                "check_val_every_n_epoch=None counts val_check_interval batches (or time) "
+                "across epochs, so val_check_interval must be an int or a duration; got "
                 f"{val_check_interval!r}"
             )
         self.check_val_every_n_epoch = check_val_every_n_epoch
@@ -235,6 +241,7 @@ class Trainer:
             self.max_epochs = 1
             self._num_sanity_val_steps = 0
             self.val_check_interval = 1.0
+            self._val_check_seconds = None
             self.check_val_every_n_epoch = 1
         self.detect_anomaly = bool(detect_anomaly)
         self.inference_mode = bool(inference_mode)
@@ -306,6 +313,7 @@ class Trainer:
 
         # -- run state
         self.should_stop = False
+        self._is_last_batch = False
         self._module: EmberModule | None = None
         self._module_hooks: ModuleHooks | None = None
         self.datamodule: EmberDataModule | None = None
@@ -489,6 +497,58 @@ class Trainer:
     def sanity_checking(self) -> bool:
         """Whether the sanity check (validation batches before training) is running."""
         return self._state.stage == RunningStage.SANITY_CHECKING
+
+    @property
+    def evaluating(self) -> bool:
+        """Whether a validation, test or sanity-check loop is running."""
+        return self._state.stage in (
+            RunningStage.VALIDATING,
+            RunningStage.TESTING,
+            RunningStage.SANITY_CHECKING,
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last entry point ended with an exception (Ctrl-C included)."""
+        return self._state.status == TrainerStatus.INTERRUPTED
+
+    @property
+    def received_sigterm(self) -> bool:
+        """Whether a preemption signal (SIGTERM, SIGUSR1) arrived during this fit."""
+        return self._preemption.requested
+
+    @property
+    def is_last_batch(self) -> bool:
+        """Whether the training batch being processed is the epoch's last (read it in
+        ``on_train_batch_start``/``on_train_batch_end`` or ``training_step``)."""
+        return self._is_last_batch
+
+    @property
+    def enable_validation(self) -> bool:
+        """Whether fit validates: validation data and ``validation_step`` exist and
+        ``limit_val_batches`` leaves batches."""
+        return self._validation_enabled()
+
+    @property
+    def num_sanity_val_batches(self) -> list[int | float]:
+        """Batches per validation loader the sanity check runs."""
+        steps = self._num_sanity_val_steps
+        return [n if steps == -1 else min(steps, n) for n in self.num_val_batches]
+
+    @property
+    def precision(self) -> str:
+        """The precision mode's name (``"32-true"``, ``"bf16-mixed"``, ...)."""
+        return self.precision_plugin.name or type(self.precision_plugin).__name__
+
+    @property
+    def num_nodes(self) -> int:
+        """How many machines take part (the strategy's ``num_nodes``; 1 when it has none)."""
+        return int(getattr(self.strategy, "num_nodes", 1))
+
+    @property
+    def node_rank(self) -> int:
+        """This machine's index (the strategy's ``node_rank``; 0 when it has none)."""
+        return int(getattr(self.strategy, "node_rank", 0))
 
     @property
     def current_epoch(self) -> int:
@@ -760,6 +820,11 @@ class Trainer:
         self._state.status = TrainerStatus.RUNNING
         self._state.stage = None
         self.should_stop = False
+        # each entry point shows its own metrics (test() then holds the test stage's), as
+        # in Lightning; the run journal and the loggers keep everything
+        self._callback_metrics.clear()
+        self._logged_metrics.clear()
+        self._progress_bar_metrics.clear()
         self._module = model
         model.trainer = self
         self.datamodule = datamodule
@@ -990,7 +1055,9 @@ class Trainer:
         self.num_training_batches = n
         self._loaded_epoch["train"] = self.current_epoch
         interval = self.val_check_interval
-        if _is_int(interval):
+        if self._val_check_seconds is not None:
+            self.val_check_batch = math.inf  # the fit loop validates by time instead
+        elif _is_int(interval):
             if self.check_val_every_n_epoch is not None and not math.isinf(n) and interval > n:
                 raise MisconfigurationError(
                     f"val_check_interval={interval} is more than the {n} training batches of "
@@ -1046,8 +1113,7 @@ class Trainer:
         """A few validation batches before training, to fail fast; leaves no trace."""
         if not self._validation_enabled() or self._num_sanity_val_steps == 0:
             return
-        steps = self._num_sanity_val_steps
-        limits = [n if steps == -1 else min(steps, n) for n in self.num_val_batches]
+        limits = self.num_sanity_val_batches
         if not any(limits):
             return
         module = self._module

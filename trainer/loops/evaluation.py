@@ -67,6 +67,7 @@ class EvaluationLoop:
                 outputs = self._run_loaders(loaders, lengths, limits)
                 results.set_phase("epoch")
                 results.set_dataloader(None, False)
+                results.epoch_end_reached = True
                 epoch_end = getattr(mh, f"{prefix}_epoch_end")
                 if epoch_end is not None:
                     epoch_end(outputs[0] if len(outputs) == 1 else outputs)

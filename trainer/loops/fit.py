@@ -152,6 +152,9 @@ class FitLoop:
         self.deadline = (
             time.monotonic() + t.max_time.total_seconds() if t.max_time is not None else None
         )
+        #: a time-based val_check_interval validates once this much training time passed
+        self.val_seconds = t._val_check_seconds
+        self.last_validation = time.monotonic()
         every = t.log_every_n_steps
         self.flush_every = every if every > 0 else math.inf
         self.next_flush = self._next_flush_after(t._progress.global_step)
@@ -234,7 +237,8 @@ class FitLoop:
             t.check_val_every_n_epoch is None or (epoch + 1) % t.check_val_every_n_epoch == 0
         )
         val_every = t.val_check_batch
-        val_in_loop = has_val and not math.isinf(val_every)
+        val_seconds = self.val_seconds
+        val_in_loop = has_val and (val_seconds is not None or not math.isinf(val_every))
         val_across_epochs = t.check_val_every_n_epoch is None
 
         step = self._automatic_step if self.automatic else self._manual_step
@@ -266,11 +270,12 @@ class FitLoop:
                 batch = to_device(batch, 0)
             results.batch = batch
             results.batch_size = None
+            is_last = lookahead.exhausted if lookahead is not None else batch_idx + 1 == n
+            t._is_last_batch = is_last
             batch_start(t, module, batch, batch_idx)
             if m_batch_start is not None and m_batch_start(batch, batch_idx) == -1:
                 stopped = True
                 break
-            is_last = lookahead.exhausted if lookahead is not None else batch_idx + 1 == n
             out = step(batch, batch_idx, is_last)
             # counted once done, so a checkpoint saved from here on resumes after it
             progress.batch_idx = batch_idx + 1
@@ -292,10 +297,14 @@ class FitLoop:
                 else t.strategy.reduce_boolean_decision(preemption.requested, all=False)
             ):
                 t._preempt()
-            if val_in_loop and (
-                (progress.total_batches if val_across_epochs else batch_idx + 1) % val_every == 0
-            ):
-                self._validate()
+            if val_in_loop:
+                if val_seconds is not None:
+                    due = time.monotonic() - self.last_validation >= val_seconds
+                else:
+                    counted = progress.total_batches if val_across_epochs else batch_idx + 1
+                    due = counted % val_every == 0
+                if due:
+                    self._validate()
             if (
                 progress.global_step >= max_steps
                 or (t.should_stop and self._can_stop())
@@ -316,6 +325,7 @@ class FitLoop:
         progress = t._progress
         results = t._train_results
         results.set_phase("epoch")
+        results.epoch_end_reached = True
         if outputs is not None:
             module.training_epoch_end(outputs)
         if mh.on_train_epoch_end is not None:
@@ -518,6 +528,7 @@ class FitLoop:
             return
         self.val_loop.run(t._val_loaders, t._val_lengths, t.num_val_batches)
         t._progress.validated_at = t._progress.total_batches
+        self.last_validation = time.monotonic()
 
     # ------------------------------------------------------------------ metrics
     def _loss_check(self) -> list[Tensor]:
