@@ -16,7 +16,7 @@ from ember.hub.errors import (
     UnknownProviderError,
 )
 from ember.hub.hookspecs import hookimpl, hookspec
-from ember.hub.lifecycle import CALLBACK_HOOKS, Lifecycle, callback_plugin
+from ember.hub.lifecycle import CALLBACK_HOOKS, Lifecycle, callback_plugin, hook_signature
 from ember.hub.manager import (
     PluginInfo,
     PluginManager,
@@ -58,6 +58,7 @@ __all__ = [
     "__version__",
     "callback_plugin",
     "get_plugin_manager",
+    "hook_signature",
     "hookimpl",
     "hookspec",
     "reset_plugin_manager",

@@ -192,9 +192,16 @@ class LoggerSpec(ProviderSpec):
 
 @dataclass(frozen=True)
 class AcceleratorSpec(ProviderSpec):
-    """A device family (``accelerator=``)."""
+    """A device family (``accelerator=``).
+
+    ``auto_priority`` ranks it for ``accelerator="auto"``: the installed accelerators
+    above the CPU's 0 are tried from the highest down (their factory asked whether the
+    hardware is present), so lower-ranked ones are never imported.
+    """
 
     kind: ClassVar[str] = "accelerator"
+
+    auto_priority: int = 0
 
 
 @dataclass(frozen=True)

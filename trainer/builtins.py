@@ -154,6 +154,12 @@ def ember_accelerators() -> Iterator[AcceleratorSpec]:
         factory="ember.trainer.accelerators:CPUAccelerator",
         description="The CPU; always available.",
     )
+    yield AcceleratorSpec(
+        name="cuda",
+        factory="ember.trainer.accelerators:CUDAAccelerator",
+        description="NVIDIA GPUs through torch.cuda.",
+        auto_priority=10,
+    )
 
 
 @hookimpl

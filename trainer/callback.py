@@ -9,7 +9,17 @@ imports no torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+#: the roles a callback may declare (``Callback.role``); the trainer adds a default
+#: progress bar, model summary and checkpointer only when no given callback has the role
+ROLES = ("progress_bar", "model_summary", "checkpointer", "early_stopping")
+
+
+def callback_role(callback: object) -> str | None:
+    """The role ``callback`` declares (any object may set a ``role`` attribute)."""
+    role = getattr(callback, "role", None)
+    return role if isinstance(role, str) else None
 
 
 class Callback:
@@ -65,7 +75,15 @@ class Callback:
 
     State that must survive a restart goes through :meth:`state_dict` and
     :meth:`load_state_dict`; checkpoints file it under :attr:`state_key`.
+
+    A callback that *is* the run's progress bar, model summary or checkpointer says so
+    with :attr:`role`; the trainer then adds no default of that role. Any callback may
+    publish metrics with ``trainer.log_metrics({...})``.
     """
+
+    #: ``"progress_bar"``, ``"model_summary"``, ``"checkpointer"``, ``"early_stopping"``
+    #: or ``None``: what this callback stands for in the run (see :data:`ROLES`)
+    role: ClassVar[str | None] = None
 
     @property
     def state_key(self) -> str:

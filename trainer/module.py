@@ -319,7 +319,8 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         In manual optimization each is wrapped so that ``step()`` counts toward
         ``global_step`` and fires ``on_before_optimizer_step``.
         """
-        opts = self.trainer._module_optimizers()
+        optimization = self.trainer.optimization
+        opts = optimization.module_optimizers() if optimization is not None else []
         return opts[0] if len(opts) == 1 else opts
 
     def lr_schedulers(self) -> Any:
@@ -331,7 +332,7 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
 
     def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
         """Backward pass in manual optimization; use it instead of ``loss.backward()``."""
-        self.trainer._manual_backward(loss, *args, **kwargs)
+        self._optimization("manual_backward").manual_backward(loss, *args, **kwargs)
 
     def clip_gradients(
         self,
@@ -340,7 +341,18 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         gradient_clip_algorithm: str | None = None,
     ) -> None:
         """Clip the gradients of ``optimizer``'s parameters by norm (default) or value."""
-        self.trainer._clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        self._optimization("clip_gradients").clip_gradients(
+            optimizer, gradient_clip_val, gradient_clip_algorithm
+        )
+
+    def _optimization(self, method: str) -> Any:
+        optimization = self.trainer.optimization
+        if optimization is None:
+            raise MisconfigurationError(
+                f"self.{method}(...) works while trainer.fit runs (from training_step or a "
+                "training hook)"
+            )
+        return optimization
 
     def toggle_optimizer(self, optimizer: Any) -> None:
         """Let only ``optimizer``'s parameters require gradients (undo with
@@ -423,7 +435,7 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
         """Move a batch to ``device`` (override for custom batch types)."""
-        from ember.trainer.accelerators import move_to_device
+        from ember.trainer.plugins import move_to_device
 
         return move_to_device(batch, device)
 

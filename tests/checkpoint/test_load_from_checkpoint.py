@@ -74,6 +74,9 @@ class NeedsWidth(EmberModule):
         super().__init__()
         self.layer = nn.Linear(4, width)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
 
 class WithActivation(EmberModule):
     def __init__(self, activation: type[nn.Module] = nn.ReLU) -> None:
@@ -92,7 +95,7 @@ class WithActivation(EmberModule):
 def test_hyperparameters_that_cannot_build_the_class_say_what_to_pass(tmp_path: Path) -> None:
     module = NeedsWidth(3)
     trainer = quiet(tmp_path, max_epochs=1, enable_checkpointing=False)
-    trainer._module = module  # a module attached without training: save its weights
+    trainer.predict(module, [torch.zeros(2, 4)])  # a module run without training
     trainer.save_checkpoint(tmp_path / "w.ckpt", weights_only=True)
     with pytest.raises(CheckpointError) as info:
         NeedsWidth.load_from_checkpoint(tmp_path / "w.ckpt")

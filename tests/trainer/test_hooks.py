@@ -9,6 +9,7 @@ import pytest
 import torch
 from ember.hub import CALLBACK_HOOKS, UnknownHookError
 from ember.trainer import Callback
+from ember.trainer.checkpointing import callback_states, load_callback_states
 from trainer_helpers import TinyModel, make_loader
 
 MODULE_RECORDED = [
@@ -287,10 +288,10 @@ def test_callback_state_round_trip(make_trainer: Any) -> None:
 
     trainer = make_trainer(max_epochs=1, callbacks=[Counter()])
     trainer.fit(TinyModel(), make_loader(48, 16))
-    states = trainer._callback_states()
+    states = callback_states(trainer.callbacks)
     assert states == {Counter.__qualname__: {"count": 3}}
     fresh = make_trainer(callbacks=[Counter()])
-    fresh._load_callback_states(states)
+    load_callback_states(fresh.callbacks, states)
     assert fresh.callbacks[0].count == 3
 
 

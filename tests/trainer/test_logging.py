@@ -43,8 +43,8 @@ def weighted_batches(sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]
 def test_training_defaults_log_on_step_and_flush_every_n_steps(make_trainer: Any) -> None:
     published: list[tuple[dict[str, float], int]] = []
     trainer = make_trainer(max_epochs=1, log_every_n_steps=2)
-    original = trainer._publish
-    trainer._publish = lambda metrics, step: (
+    original = trainer.metrics.publish
+    trainer.metrics.publish = lambda metrics, step: (
         published.append((dict(metrics), step)),
         original(metrics, step),
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 from ember.hub import (
     AcceleratorSpec,
     PrecisionSpec,
@@ -17,8 +18,8 @@ from ember.hub import (
     hookimpl,
     reset_plugin_manager,
 )
-from ember.trainer import Trainer
-from ember.trainer.accelerators import CPUAccelerator
+from ember.trainer import MisconfigurationError, Trainer
+from ember.trainer.accelerators import CPUAccelerator, CUDAAccelerator
 from ember.trainer.precision import Float32Precision, Float64Precision, Precision
 from ember.trainer.strategies import SingleDeviceStrategy
 from trainer_helpers import TinyModel, make_loader
@@ -73,7 +74,8 @@ def test_explicit_names_and_instances() -> None:
     [
         (
             {"accelerator": "gpu"},
-            "no accelerator named 'gpu'. Did you mean 'cpu'? Installed accelerator providers: cpu.",
+            "no accelerator named 'gpu'. Did you mean 'cpu'? Installed accelerator providers: "
+            "cpu, cuda.",
         ),
         (
             {"strategy": "single_devic"},
@@ -153,8 +155,6 @@ def test_auto_prefers_an_available_accelerator_with_priority(
     fresh_plugins: None, available: bool
 ) -> None:
     class Faster(CPUAccelerator):
-        auto_priority = 5
-
         @classmethod
         def is_available(cls) -> bool:
             return available
@@ -162,8 +162,57 @@ def test_auto_prefers_an_available_accelerator_with_priority(
     class Plugin:
         @hookimpl
         def ember_accelerators(self) -> list[AcceleratorSpec]:
-            return [AcceleratorSpec(name="faster", factory=Faster)]
+            return [AcceleratorSpec(name="faster", factory=Faster, auto_priority=50)]
 
     get_plugin_manager().register(Plugin(), name="faster-plugin")
     trainer = Trainer(enable_progress_bar=False)
-    assert type(trainer.accelerator) is (Faster if available else CPUAccelerator)
+    expected = Faster if available else CPUAccelerator
+    if not available and torch.cuda.is_available():
+        expected = CUDAAccelerator
+    assert type(trainer.accelerator) is expected
+
+
+def test_auto_imports_no_accelerator_it_does_not_pick(
+    fresh_plugins: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: priority lived on the class, so "auto" imported every accelerator
+    plugin (a heavy SDK included) just to read it; now it lives on the record."""
+    for name in ("ember_lazy_accel_zero", "ember_lazy_accel_negative"):
+        (tmp_path / f"{name}.py").write_text(
+            "from ember.trainer.accelerators import CPUAccelerator\n"
+            "class Accel(CPUAccelerator):\n    pass\n"
+        )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Plugin:
+        @hookimpl
+        def ember_accelerators(self) -> list[AcceleratorSpec]:
+            return [
+                AcceleratorSpec(name="zero", factory="ember_lazy_accel_zero:Accel"),
+                AcceleratorSpec(
+                    name="negative", factory="ember_lazy_accel_negative:Accel", auto_priority=-5
+                ),
+            ]
+
+    get_plugin_manager().register(Plugin(), name="lazy-plugin")
+    trainer = Trainer(enable_progress_bar=False)
+    assert trainer.accelerator.name in ("cpu", "cuda")
+    assert "ember_lazy_accel_zero" not in sys.modules
+    assert "ember_lazy_accel_negative" not in sys.modules
+    # chosen by name, it is imported then
+    assert (
+        type(Trainer(accelerator="zero", enable_progress_bar=False).accelerator).__name__ == "Accel"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_says_what_to_do() -> None:
+    with pytest.raises(MisconfigurationError, match="torch sees no CUDA device") as info:
+        Trainer(accelerator="cuda", enable_progress_bar=False)
+    assert "accelerator='cpu'" in str(info.value)
+
+
+def test_cuda_is_not_auto_picked_without_a_gpu() -> None:
+    assert CUDAAccelerator.is_available() == torch.cuda.is_available()
+    trainer = Trainer(enable_progress_bar=False)
+    assert trainer.accelerator.name == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,7 +6,7 @@ import difflib
 import math
 import warnings
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from ember.trainer.callback import Callback
 
@@ -45,6 +45,8 @@ class EarlyStopping(Callback):
         after each validation run. By default, the end of the training epoch when
         validation runs exactly once per epoch, after validation otherwise.
     """
+
+    role: ClassVar[str | None] = "early_stopping"
 
     def __init__(
         self,

@@ -87,4 +87,4 @@ class GradientNormMonitor(Callback):
                 {f"{prefix}/{name}": v for (name, _), v in zip(named_grads, values, strict=False)}
             )
         self.last_norms = metrics
-        trainer._publish(metrics, step=trainer.global_step)
+        trainer.log_metrics(metrics)

@@ -6,8 +6,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from ember.hub import CALLBACK_HOOKS
-from ember.hub.lifecycle import hook_signature
+from ember.hub import CALLBACK_HOOKS, hook_signature
 from ember.trainer.callback import Callback
 
 

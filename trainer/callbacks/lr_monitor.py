@@ -100,7 +100,7 @@ class LearningRateMonitor(Callback):
                 self.last_weight_decay_values[f"{name}-weight_decay"] = decay
                 stats[f"{name}-weight_decay"] = decay
         if stats:
-            trainer._publish(stats, step=trainer.global_step)
+            trainer.log_metrics(stats)
 
     def _named_groups(self, trainer: Any) -> list[tuple[str, dict[str, Any], str]]:
         """``(name, param_group, interval)`` for every parameter group of every optimizer.

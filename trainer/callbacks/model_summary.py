@@ -4,7 +4,7 @@ each layer's input and output sizes when the model has an ``example_input_array`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from ember.trainer.callback import Callback
@@ -129,7 +129,7 @@ def size_of(value: Any) -> Any:
 def _record_sizes(module: nn.Module, layers: dict[str, nn.Module], example: Any) -> dict[str, Any]:
     """Run ``example`` through ``module`` (eval mode, no gradients, modes restored after)
     and return each named layer's ``(input size, output size)``."""
-    from ember.trainer.accelerators import move_to_device
+    from ember.trainer.plugins import move_to_device
 
     seen: dict[str, Any] = {}
 
@@ -189,6 +189,8 @@ class ModelSummary(Callback):
     :param max_depth: how many levels of submodules to list: 1 for the direct children,
         -1 for every level, 0 to print nothing.
     """
+
+    role: ClassVar[str | None] = "model_summary"
 
     def __init__(self, max_depth: int = 1) -> None:
         if not isinstance(max_depth, int) or max_depth < -1:

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from ember.trainer.callback import Callback
 from tqdm import tqdm
@@ -143,6 +143,8 @@ class ProgressBar(Callback):
         between two progress lines inside an epoch (a line is always printed when an epoch
         or an evaluation run finishes).
     """
+
+    role: ClassVar[str | None] = "progress_bar"
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ import re
 import time
 import warnings
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from ember.trainer.callback import Callback
@@ -100,6 +100,8 @@ class ModelCheckpoint(Callback):
     was kept; all of them are in the checkpoint, so a resumed run continues the same
     bookkeeping.
     """
+
+    role: ClassVar[str | None] = "checkpointer"
 
     CHECKPOINT_JOIN_CHAR = "-"
     CHECKPOINT_EQUALS_CHAR = "="

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ember.hub.tracking.run import RUNS_DIR
+from ember.hub.tracking import RUNS_DIR
+from ember.trainer.callback import callback_role
 from ember.trainer.checkpoint.errors import CheckpointError, CheckpointNotFoundError
 from ember.trainer.checkpoint.io import load_checkpoint_safe
-from ember.trainer.checkpoint.model_checkpoint import ModelCheckpoint
 
 #: The file the trainer writes when a preemption signal stops the run.
 PREEMPTED_NAME = "preempted.ckpt"
@@ -25,12 +25,16 @@ def checkpoint_dirs(
 ) -> list[Path]:
     """The folders checkpoints of this run go to: each ModelCheckpoint's (after its
     ``setup``), and ``<default_root_dir>/checkpoints`` when there is none."""
-    folders = [
-        Path(cb.dirpath) for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath
-    ]
+    folders = [Path(cb.dirpath) for cb in _checkpointers(callbacks) if getattr(cb, "dirpath", None)]
     if not folders:
         folders = [Path(default_root_dir) / "checkpoints"]
     return list(dict.fromkeys(p.absolute() for p in folders))
+
+
+def _checkpointers(callbacks: Iterable[Any]) -> list[Any]:
+    """The callbacks that declare the ``"checkpointer"`` role (``ModelCheckpoint`` or a
+    plugin's own)."""
+    return [cb for cb in callbacks if callback_role(cb) == "checkpointer"]
 
 
 def preemption_checkpoint_path(
@@ -48,7 +52,7 @@ def _last_search_dirs(
     each run directory's ``checkpoints`` (``<default_root_dir>/ember_runs/*/``)."""
     callbacks = list(callbacks)
     folders = checkpoint_dirs(callbacks, default_root_dir)
-    checkpointers = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    checkpointers = _checkpointers(callbacks)
     if not checkpointers or any(not getattr(cb, "_dirpath_given", True) for cb in checkpointers):
         root = Path(default_root_dir)
         folders += [root / "checkpoints", *sorted(root.glob(f"{RUNS_DIR}/*/checkpoints"))]
@@ -123,8 +127,8 @@ def resolve_ckpt_path(
 
 def _find_best(callbacks: list[Any], default_root_dir: str | os.PathLike[str]) -> Path:
     checkpointers = sorted(
-        (cb for cb in callbacks if isinstance(cb, ModelCheckpoint)),
-        key=lambda cb: cb.monitor is None,
+        _checkpointers(callbacks),
+        key=lambda cb: getattr(cb, "monitor", None) is None,
     )
     if not checkpointers:
         raise CheckpointError(
@@ -132,17 +136,21 @@ def _find_best(callbacks: list[Any], default_root_dir: str | os.PathLike[str]) -
             "which checkpoint is best; add one or pass a path"
         )
     for cb in checkpointers:
-        if cb.best_model_path and Path(cb.best_model_path).is_file():
-            return Path(cb.best_model_path)
+        best_path = getattr(cb, "best_model_path", "")
+        if best_path and Path(best_path).is_file():
+            return Path(best_path)
     last = find_last_checkpoint(callbacks, default_root_dir)
     if last is not None:
         states = load_checkpoint_safe(last).get("callbacks") or {}
         for cb in checkpointers:
-            best = (states.get(cb.state_key) or {}).get("best_model_path")
+            key = getattr(cb, "state_key", type(cb).__qualname__)
+            best = (states.get(key) or {}).get("best_model_path")
             if best and Path(best).is_file():
                 return Path(best)
     raise CheckpointError(
         "ckpt_path='best': no best checkpoint has been saved yet by "
-        + ", ".join(f"ModelCheckpoint(monitor={cb.monitor!r})" for cb in checkpointers)
+        + ", ".join(
+            f"{type(cb).__name__}(monitor={getattr(cb, 'monitor', None)!r})" for cb in checkpointers
+        )
         + "; pass a path or 'last'"
     )

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from ember.trainer.data import epoch_batches
-from ember.trainer.loops.module_hooks import TrainingModes
+from ember.trainer.hooks import TrainingModes
 from ember.trainer.loops.steps import step_caller
+from ember.trainer.plugins import Precision, Strategy
 
 if TYPE_CHECKING:
-    from ember.trainer.trainer import Trainer
+    from ember.trainer.hooks import HookDispatcher
+    from ember.trainer.loops.progress import LoopProgress
 
 
 class PredictLoop:
-    """Runs ``predict_step`` over every loader once."""
+    """Runs ``predict_step`` over every loader once.
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
+    :param transfer: moves a batch to the device (``None`` when nothing would).
+    """
+
+    def __init__(
+        self,
+        *,
+        progress: LoopProgress,
+        hooks: HookDispatcher,
+        strategy: Strategy,
+        precision: Precision,
+        transfer: Callable[[Any, int], Any] | None,
+        inference_mode: bool,
+    ) -> None:
+        self.progress = progress
+        self.hooks = hooks
+        self.strategy = strategy
+        self.precision = precision
+        self.transfer = transfer
+        self.inference_mode = inference_mode
 
     def run(
         self,
@@ -27,28 +47,18 @@ class PredictLoop:
         return_predictions: bool,
     ) -> list[list[Any]]:
         """Predict every loader; return each loader's outputs (empty lists when not kept)."""
-        t = self.trainer
-        module = t._module
-        hooks = t._hooks
-        mh = t._module_hooks
+        hooks = self.hooks
+        module = hooks.module
         modes = TrainingModes(module)
         module.on_predict_model_eval()
-        grad_context = torch.inference_mode() if t.inference_mode else torch.no_grad()
+        grad_context = torch.inference_mode() if self.inference_mode else torch.no_grad()
         try:
             with grad_context:
-                hooks.on_predict_start(t, module)
-                if mh.on_predict_start is not None:
-                    mh.on_predict_start()
-                hooks.on_predict_epoch_start(t, module)
-                if mh.on_predict_epoch_start is not None:
-                    mh.on_predict_epoch_start()
+                hooks.start("on_predict_start")
+                hooks.start("on_predict_epoch_start")
                 outputs = self._run_loaders(loaders, lengths, limits, return_predictions)
-                if mh.on_predict_epoch_end is not None:
-                    mh.on_predict_epoch_end()
-                hooks.on_predict_epoch_end(t, module)
-                if mh.on_predict_end is not None:
-                    mh.on_predict_end()
-                hooks.on_predict_end(t, module)
+                hooks.end("on_predict_epoch_end")
+                hooks.end("on_predict_end")
         finally:
             modes.restore()
         return outputs
@@ -60,27 +70,25 @@ class PredictLoop:
         limits: list[int | float],
         keep: bool,
     ) -> list[list[Any]]:
-        t = self.trainer
-        module = t._module
-        mh = t._module_hooks
-        hooks = t._hooks
-        step = step_caller(module.predict_step)
-        to_device = t._batch_transfer
-        precision = t.precision_plugin
+        step = step_caller(
+            self.strategy.step_function("predict_step"), self.strategy.module.predict_step
+        )
+        to_device = self.transfer
+        precision = self.precision
         forward_context = precision.forward_context if precision.has_forward_context else None
         several = len(loaders) > 1
+        batch_start, batch_end = self.hooks.batch_events("predict", several)
+        epoch = self.progress.current_epoch
         all_outputs: list[list[Any]] = []
         for dl_idx, loader in enumerate(loaders):
             outputs: list[Any] = []
             extra = (dl_idx,) if several else ()
             for batch_idx, batch in enumerate(
-                epoch_batches(loader, t.current_epoch, lengths[dl_idx], limits[dl_idx])
+                epoch_batches(loader, epoch, lengths[dl_idx], limits[dl_idx])
             ):
                 if to_device is not None:
                     batch = to_device(batch, dl_idx)
-                hooks.on_predict_batch_start(t, module, batch, batch_idx, dl_idx)
-                if mh.on_predict_batch_start is not None:
-                    mh.on_predict_batch_start(batch, batch_idx, *extra)
+                batch_start(batch, batch_idx, dl_idx)
                 if forward_context is None:
                     out = step(batch, batch_idx, *extra)
                 else:
@@ -88,8 +96,6 @@ class PredictLoop:
                         out = step(batch, batch_idx, *extra)
                 if keep:
                     outputs.append(out)
-                if mh.on_predict_batch_end is not None:
-                    mh.on_predict_batch_end(out, batch, batch_idx, *extra)
-                hooks.on_predict_batch_end(t, module, out, batch, batch_idx, dl_idx)
+                batch_end(out, batch, batch_idx, dl_idx)
             all_outputs.append(outputs)
         return all_outputs

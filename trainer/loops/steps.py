@@ -26,10 +26,11 @@ def takes_batch_idx(step: Callable[..., Any]) -> bool:
     return positional >= 2
 
 
-def step_caller(step: Callable[..., Any]) -> Callable[..., Any]:
-    """``step`` itself when it takes ``(batch, batch_idx, ...)``; otherwise a function
-    with that signature that leaves ``batch_idx`` out (decided once per run)."""
-    if takes_batch_idx(step):
+def step_caller(step: Callable[..., Any], method: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` itself when the module's ``method`` it runs takes ``(batch, batch_idx,
+    ...)``; otherwise a function with that signature that leaves ``batch_idx`` out
+    (decided once per run). ``step`` may be the strategy's wrapper around ``method``."""
+    if takes_batch_idx(method):
         return step
 
     def without_batch_idx(batch: Any, batch_idx: int, *rest: Any) -> Any:

@@ -1,0 +1,211 @@
+"""Checkpoint dump and restore for a trainer: what a checkpoint holds (module, optimizer
+and scheduler states, loop position, loader position, random states, callbacks,
+precision, datamodule, the tracking run), how it is written (through the strategy), and
+the preemption save at a step boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ember.trainer.checkpoint import (
+    CheckpointError,
+    Preempted,
+    PreemptionHandler,
+    capture_rng_state,
+    checkpoint_header,
+    preemption_checkpoint_path,
+    resolve_ckpt_path,
+    restore_rng_state,
+    to_plain,
+)
+from ember.trainer.checkpoint.io import warn_incompatible_keys
+from ember.trainer.errors import MisconfigurationError
+from ember.trainer.state import TrainerFn
+
+if TYPE_CHECKING:
+    from ember.trainer.trainer import Trainer
+
+
+def callback_states(callbacks: list[Any]) -> dict[str, Any]:
+    """Each callback's ``state_dict()``, keyed by its ``state_key``."""
+    states: dict[str, Any] = {}
+    for cb in callbacks:
+        state_dict = getattr(cb, "state_dict", None)
+        if callable(state_dict):
+            state = state_dict()
+            if state:
+                states[getattr(cb, "state_key", type(cb).__qualname__)] = state
+    return states
+
+
+def load_callback_states(callbacks: list[Any], states: Mapping[str, Any]) -> None:
+    """Give each callback the state saved under its ``state_key`` (missing ones are left
+    as they are)."""
+    for cb in callbacks:
+        key = getattr(cb, "state_key", type(cb).__qualname__)
+        if key in states and callable(getattr(cb, "load_state_dict", None)):
+            cb.load_state_dict(states[key])
+
+
+class Checkpointing:
+    """Saves and restores the running trainer's state (reads only its public parts)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        #: SIGTERM/SIGUSR1 ask for a save at the next step boundary
+        self.preemption = PreemptionHandler()
+        #: the random state of a checkpoint being resumed, restored by the fit loop at the
+        #: point matching where it was captured
+        self.resume_rng_state: dict[str, Any] | None = None
+        #: the checkpoint the running (or last) entry point restored, or ``None``
+        self.ckpt_path: str | None = None
+
+    def rng_state(self) -> dict[str, Any]:
+        """Every random generator: the host's and the accelerator's."""
+        return {**capture_rng_state(), **self.trainer.accelerator.rng_state()}
+
+    def restore_rng(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`rng_state` captured."""
+        restore_rng_state(state)
+        self.trainer.accelerator.load_rng_state(state)
+
+    # ------------------------------------------------------------------ dump
+    def dump(self, weights_only: bool = False) -> dict[str, Any]:
+        """Everything needed to continue this run exactly."""
+        t = self.trainer
+        module, strategy = t.module, t.strategy
+        if module is None or t.hooks is None:
+            raise MisconfigurationError(
+                "save_checkpoint needs a running module: call it during or after "
+                "trainer.fit/validate/test/predict"
+            )
+        state: dict[str, Any] = {
+            "epoch": t.current_epoch,
+            "global_step": t.global_step,
+            "state_dict": strategy.module_state_dict(),
+            "loops": {"fit_loop": self._fit_loop_state()},
+        }
+        run_identity = t.run.state_dict()
+        if run_identity:  # resuming from this checkpoint continues the same run
+            state["run"] = run_identity
+        if getattr(module, "_hparams", None):
+            state["hyper_parameters"] = to_plain(dict(module.hparams))
+        datamodule = t.datamodule
+        if datamodule is not None and getattr(datamodule, "_hparams", None):
+            state["datamodule_hyper_parameters"] = to_plain(dict(datamodule.hparams))
+        if weights_only:
+            state["weights_only"] = True  # so that resuming from it says why it cannot
+        else:
+            state["rng"] = self.rng_state()
+            state["optimizer_states"] = [strategy.optimizer_state(o) for o in t.optimizers]
+            state["lr_schedulers"] = [c.scheduler.state_dict() for c in t.lr_scheduler_configs]
+            state["callbacks"] = callback_states(t.callbacks)
+            precision_state = t.precision_plugin.state_dict()
+            if precision_state:
+                state["precision"] = precision_state
+            if datamodule is not None:
+                state["datamodule"] = datamodule.state_dict()
+        t.hooks.save_checkpoint(state)
+        return state
+
+    def _fit_loop_state(self) -> dict[str, Any]:
+        """The fit loop's position, with the training loader's (epoch, batches consumed,
+        sampler order) when there is one."""
+        state: dict[str, Any] = self.trainer.progress.state_dict()
+        loader = self.trainer.data.train_loader
+        if loader is not None:
+            state["train_dataloader"] = loader.state_dict()
+        return state
+
+    def save(self, path: str | os.PathLike[str], weights_only: bool = False) -> None:
+        """Write a checkpoint through the strategy; record it in the run when written."""
+        t = self.trainer
+        state = {**checkpoint_header(), **self.dump(weights_only)}
+        if t.strategy.save_checkpoint(state, path):
+            t.tracking.record_artifact(path, "checkpoint", t.global_step, t.current_epoch)
+        if t.strategy.environment_ready:  # after teardown (a save after fit) no process waits
+            t.strategy.barrier("save_checkpoint")
+
+    # ------------------------------------------------------------------ restore
+    def restore(self, ckpt_path: Any) -> None:
+        """Restore a checkpoint before a run (``None``: start from the module as is).
+
+        Runs after the callbacks' ``setup`` (their folders decide what ``"last"`` and
+        ``"best"`` mean); a fit's random state is restored later, by the fit loop.
+        """
+        t = self.trainer
+        self.ckpt_path = None
+        if ckpt_path is None:
+            return
+        path = resolve_ckpt_path(ckpt_path, t.callbacks, t.default_root_dir)
+        if path is None:
+            return
+        checkpoint = t.strategy.load_checkpoint(path)
+        if t.state.fn == TrainerFn.FITTING and checkpoint.get("weights_only"):
+            name = type(t.module).__name__
+            raise CheckpointError(
+                f"cannot resume training from {path}: it was saved with weights only "
+                "(save_weights_only=True), so it holds no optimizer, scheduler, loop or "
+                "random state. To train on from its weights, build the model with "
+                f"{name}.load_from_checkpoint({os.fspath(path)!r}) and call fit without "
+                "ckpt_path; to resume, pass a full checkpoint (ModelCheckpoint(save_last=True) "
+                "writes last.ckpt)."
+            )
+        self.ckpt_path = os.fspath(path)
+        self.load(checkpoint)
+
+    def load(self, checkpoint: Mapping[str, Any]) -> None:
+        """Restore what :meth:`dump` saved into the running trainer."""
+        t = self.trainer
+        assert t.hooks is not None
+        t.hooks.load_checkpoint(checkpoint)
+        strict = t.hooks.module.strict_loading
+        keys = t.strategy.load_module_state_dict(checkpoint["state_dict"], strict=strict)
+        if not strict and keys is not None and self.ckpt_path is not None:
+            warn_incompatible_keys(keys, self.ckpt_path)
+        if t.state.fn != TrainerFn.FITTING:
+            return
+        # the fit continues the checkpoint's run; what was logged after it is superseded
+        t.tracking.resume_from = (
+            checkpoint.get("run") or None,
+            int(checkpoint.get("global_step", 0)),
+        )
+        stepped = bool(checkpoint.get("global_step"))
+        for optimizer, state in zip(
+            t.optimizers, checkpoint.get("optimizer_states", []), strict=False
+        ):
+            t.strategy.load_optimizer_state(optimizer, state)
+            if stepped:
+                # the interrupted run had stepped it; without this torch warns that a
+                # scheduler steps "before optimizer.step()" when a resume replays an epoch end
+                optimizer._opt_called = True  # type: ignore[attr-defined]
+        for config, state in zip(
+            t.lr_scheduler_configs, checkpoint.get("lr_schedulers", []), strict=False
+        ):
+            config.scheduler.load_state_dict(state)
+        load_callback_states(t.callbacks, checkpoint.get("callbacks", {}))
+        if "precision" in checkpoint:
+            t.precision_plugin.load_state_dict(checkpoint["precision"])
+        if t.datamodule is not None and "datamodule" in checkpoint:
+            t.datamodule.load_state_dict(checkpoint["datamodule"])
+        fit_state = checkpoint.get("loops", {}).get("fit_loop", {})
+        t.progress.load_state_dict(fit_state)
+        t.data.resume_train_loader(fit_state.get("train_dataloader"))
+        self.resume_rng_state = checkpoint.get("rng")
+
+    # ------------------------------------------------------------------ preemption
+    def preempt(self) -> None:
+        """Save ``preempted.ckpt`` at this step boundary and stop with status 75."""
+        t = self.trainer
+        path = preemption_checkpoint_path(t.callbacks, t.default_root_dir)
+        # a process told by another one (distributed) saw no signal itself
+        signum = self.preemption.signum or signal.SIGTERM
+        self.save(path)
+        exc = Preempted(signum, str(path))
+        if t.is_global_zero:
+            print(f"ember: {exc}", file=sys.stderr, flush=True)
+        raise exc
