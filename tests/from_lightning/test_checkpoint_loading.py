@@ -122,3 +122,22 @@ def test_strict_loading_is_honoured_when_resuming_and_testing(
     assert "val_loss" in metrics[0]
     with pytest.raises(RuntimeError, match="extra_head"):
         t2.validate(WithHead(), loader(), ckpt_path=checkpoint, verbose=False)
+
+
+def test_test_ckpt_path_last_tests_the_weights_fit_ended_with(tmp_path: Path) -> None:
+    """Lightning's default checkpointer writes no last.ckpt, so test(ckpt_path="last")
+    after fit tests the weights in memory. ember's keeps last.ckpt and rewrites it when
+    training ends, so the same call tests the same weights, even when training stopped
+    between two save points."""
+    # 4 batches, validation (a save point) after batches 2 and 4; training stops at 3
+    t = trainer(tmp_path, max_epochs=1, max_steps=3, val_check_interval=0.5)
+    model = Classifier()
+    t.fit(model, DataLoader(loader().dataset, batch_size=4), loader())
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (saved["global_step"], t.global_step) == (3, 3)
+    in_memory = t.validate(model, loader(), verbose=False)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    from_last = t.validate(model, loader(), ckpt_path="last", verbose=False)
+    assert t.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert from_last == in_memory
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())

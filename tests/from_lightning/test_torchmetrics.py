@@ -129,3 +129,27 @@ def test_a_metric_that_is_not_a_scalar_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(MisconfigurationError, match=r"returned \(3,\), not one number"):
         trainer(tmp_path).validate(PerClass(), DataLoader(data(8, 1), batch_size=4))
+
+
+def test_log_dict_of_a_metric_collection(tmp_path: Path) -> None:
+    class WithCollection(LitClassifier):
+        def __init__(self) -> None:
+            super().__init__()
+            self.val_metrics = torchmetrics.MetricCollection(
+                {"acc": MulticlassAccuracy(num_classes=3), "f1": MulticlassF1Score(num_classes=3)},
+                prefix="val_",
+            )
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            x, y = batch
+            self.val_metrics.update(self(x), y)
+            self.log_dict(self.val_metrics)
+
+        def on_validation_epoch_end(self) -> None:
+            pass
+
+    model = WithCollection()
+    val = data(40, 1)
+    results = trainer(tmp_path).validate(model, DataLoader(val, batch_size=8), verbose=False)
+    acc, f1 = reference_accuracy(model, val)
+    assert results[0] == pytest.approx({"val_acc": acc, "val_f1": f1})
