@@ -91,6 +91,11 @@ def test_gradient_accumulation_scheduler_rejects_what_lightning_rejects(
     with pytest.raises(MisconfigurationError, match="int >= 0"):
         GradientAccumulationScheduler(scheduling={-1: 2})
     assert GradientAccumulationScheduler(scheduling={"2": 4}).scheduling == {0: 1, 2: 4}
+    by_name = trainer(
+        tmp_path,
+        callbacks=[{"name": "gradient_accumulation_scheduler", "scheduling": {"0": 3}}],
+    )
+    assert [c.scheduling for c in by_name.callbacks if hasattr(c, "scheduling")] == [{0: 3}]
     t = trainer(
         tmp_path,
         max_epochs=1,
