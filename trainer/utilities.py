@@ -281,5 +281,6 @@ __all__ = [
     "rank_zero_warn",
     "reset_seed",
     "seed_everything",
+    "seed_loader_workers",
     "worker_init_function",
 ]
