@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ember.trainer.module import EmberModule
     from ember.trainer.optim import LRSchedulerConfig
     from ember.trainer.trainer import Trainer
+    from ember.trainer.utilities import seed_everything
 
 _EXPORTS: dict[str, str] = {
     "Callback": "ember.trainer.callback",
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "MisconfigurationError": "ember.trainer.errors",
     "NonFiniteLossError": "ember.trainer.errors",
     "Trainer": "ember.trainer.trainer",
+    "seed_everything": "ember.trainer.utilities",
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "MisconfigurationError",
     "NonFiniteLossError",
     "Trainer",
+    "seed_everything",
 ]
 
 

@@ -128,6 +128,18 @@ def ember_callbacks() -> Iterator[CallbackSpec]:
             "verbose": Option("bool", True, "print a line when the budget is spent"),
         },
     )
+    yield CallbackSpec(
+        name="gradient_accumulation_scheduler",
+        factory="ember.trainer.callbacks:GradientAccumulationScheduler",
+        description="Change accumulate_grad_batches by epoch.",
+        options={
+            "scheduling": Option(
+                "dict",
+                required=True,
+                description='{first epoch: batches to accumulate}, e.g. {"0" = 8, "4" = 1}',
+            ),
+        },
+    )
     yield from _checkpoint_callbacks()
 
 

@@ -22,6 +22,7 @@ from ember.trainer.checkpoint import (
     restore_rng_state,
     to_plain,
 )
+from ember.trainer.checkpoint.io import warn_incompatible_keys
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.state import TrainerFn
 
@@ -164,7 +165,10 @@ class Checkpointing:
         t = self.trainer
         assert t.hooks is not None
         t.hooks.load_checkpoint(checkpoint)
-        t.strategy.load_module_state_dict(checkpoint["state_dict"])
+        strict = t.hooks.module.strict_loading
+        keys = t.strategy.load_module_state_dict(checkpoint["state_dict"], strict=strict)
+        if not strict and keys is not None and self.ckpt_path is not None:
+            warn_incompatible_keys(keys, self.ckpt_path)
         if t.state.fn != TrainerFn.FITTING:
             return
         # the fit continues the checkpoint's run; what was logged after it is superseded

@@ -15,6 +15,7 @@ from typing import Any
 
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.module import overrides
+from ember.trainer.utilities import seed_loader_workers
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 _END = object()
@@ -64,7 +65,9 @@ class DataSource:
                 f"got a dict of loaders for {self.method} (keys "
                 f"{', '.join(map(repr, value))}): pass one loader, or a list of DataLoaders"
             )
-        return list(value) if is_loader_list(value) else [value]
+        loaders = list(value) if is_loader_list(value) else [value]
+        # after seed_everything(..., workers=True), workers get seeded per rank and id
+        return [seed_loader_workers(loader) for loader in loaders]
 
 
 def is_loader_list(value: Any) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from ember.trainer.checkpoint import ResumableLoader
@@ -90,7 +91,9 @@ class DataSchedule:
         self.num_training_batches = n
         self._loaded_epoch["train"] = self.progress.current_epoch
         interval = flags.val_check_interval
-        if isinstance(interval, int):
+        if isinstance(interval, timedelta):
+            self.val_check_batch = math.inf  # the fit loop validates by elapsed time
+        elif isinstance(interval, int):
             if flags.check_val_every_n_epoch is not None and not math.isinf(n) and interval > n:
                 raise MisconfigurationError(
                     f"val_check_interval={interval} is more than the {n} training batches of "

@@ -35,7 +35,7 @@ def _check_limit(flag: str, value: Any) -> int | float:
     )
 
 
-def _parse_max_time(value: Any) -> timedelta | None:
+def _parse_max_time(value: Any, flag: str = "max_time") -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
     if isinstance(value, Mapping):
@@ -43,7 +43,7 @@ def _parse_max_time(value: Any) -> timedelta | None:
             return timedelta(**value)
         except TypeError as exc:
             raise MisconfigurationError(
-                f"max_time={dict(value)!r}: use keys of datetime.timedelta "
+                f"{flag}={dict(value)!r}: use keys of datetime.timedelta "
                 "(days, hours, minutes, seconds); " + str(exc)
             ) from None
     if isinstance(value, str):
@@ -52,19 +52,23 @@ def _parse_max_time(value: Any) -> timedelta | None:
             days, hours, minutes, seconds = (int(p) for p in parts)
             return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     raise MisconfigurationError(
-        f"max_time={value!r}: pass 'DD:HH:MM:SS' (e.g. '00:12:00:00'), a datetime.timedelta, "
+        f"{flag}={value!r}: pass 'DD:HH:MM:SS' (e.g. '00:12:00:00'), a datetime.timedelta, "
         "or a dict such as {'hours': 12}"
     )
 
 
-def _check_val_interval(value: Any, every_n_epoch: Any) -> int | float:
+def _check_val_interval(value: Any, every_n_epoch: Any) -> int | float | timedelta:
     interval = 1.0 if value is None else value
-    if _is_int(interval):
+    if isinstance(interval, (str, Mapping, timedelta)):
+        # a duration: validate once this much training time has passed since the last time
+        interval = _parse_max_time(interval, "val_check_interval")
+    elif _is_int(interval):
         _check_int("val_check_interval", interval, 1, " (batches)")
     elif not (isinstance(interval, float) and 0.0 < interval <= 1.0):
         raise MisconfigurationError(
             "val_check_interval must be a float fraction of the training epoch in "
-            f"(0.0, 1.0] or an int number of batches; got {interval!r}"
+            "(0.0, 1.0], an int number of batches, or a duration (a datetime.timedelta, "
+            f"'DD:HH:MM:SS' or a dict such as {{'minutes': 30}}); got {interval!r}"
         )
     if every_n_epoch is not None:
         _check_int(
@@ -73,12 +77,12 @@ def _check_val_interval(value: Any, every_n_epoch: Any) -> int | float:
             1,
             " (or None to count val_check_interval batches across epochs)",
         )
-    elif not _is_int(interval):
+    elif not _is_int(interval) and not isinstance(interval, timedelta):
         raise MisconfigurationError(
-            "check_val_every_n_epoch=None counts val_check_interval batches across "
-            f"epochs, so val_check_interval must be an int; got {interval!r}"
+            "check_val_every_n_epoch=None counts val_check_interval batches (or time) across "
+            f"epochs, so val_check_interval must be an int or a duration; got {interval!r}"
         )
-    return interval
+    return interval  # type: ignore[return-value]
 
 
 def _check_clip(value: Any, algorithm: Any) -> tuple[int | float | None, str]:
@@ -111,7 +115,8 @@ class TrainerFlags:
     limit_test_batches: int | float
     limit_predict_batches: int | float
     overfit_batches: int | float
-    val_check_interval: int | float
+    #: batches (int), a fraction of the epoch (float) or training time (timedelta)
+    val_check_interval: int | float | timedelta
     check_val_every_n_epoch: int | None
     num_sanity_val_steps: int
     log_every_n_steps: int

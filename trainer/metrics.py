@@ -56,6 +56,14 @@ class Metrics:
         if view:
             self._progress_bar_metrics.update(to_host(view)[0])
 
+    def start_entry_point(self) -> None:
+        """Each of fit, validate, test and predict starts with empty views, as in
+        Lightning: after ``test()``, ``callback_metrics`` holds the test stage's values.
+        (The run journal and the loggers keep everything.)"""
+        self._callback_metrics.clear()
+        self._progress_bar_metrics.clear()
+        self.logged_metrics.clear()
+
     def forget_views(self) -> None:
         """Drop the views (after the sanity check, whose values must leave no trace)."""
         self._callback_metrics.clear()

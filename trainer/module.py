@@ -100,6 +100,10 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
     #: set to ``False`` to call ``self.optimizers()``, ``self.manual_backward()`` and
     #: ``optimizer.step()`` yourself in ``training_step``
     automatic_optimization: bool = True
+    #: an input batch (a tensor, a tuple of positional inputs or a dict of keyword ones)
+    #: for ``self(example_input_array)``: the model summary then lists each layer's sizes
+    example_input_array: Any = None
+    _strict_loading: bool | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,19 +167,32 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         state["_ember_results"] = None
         return state
 
+    @property
+    def strict_loading(self) -> bool:
+        """Whether restoring a checkpoint (``ckpt_path=`` of fit/validate/test/predict,
+        :meth:`load_from_checkpoint`) requires its weights to match the module's exactly.
+        Set it to ``False`` when the module holds weights the checkpoint leaves out (a
+        frozen pretrained backbone saved elsewhere). A shape mismatch is always an error."""
+        return self._strict_loading in (None, True)
+
+    @strict_loading.setter
+    def strict_loading(self, value: bool) -> None:
+        self._strict_loading = bool(value)
+
     @classmethod
     def load_from_checkpoint(
         cls,
         checkpoint_path: str | os.PathLike[str],
         map_location: Any = None,
-        strict: bool = True,
+        strict: bool | None = None,
         **overrides: Any,
     ) -> Self:
         """Build the module from a checkpoint's saved hyperparameters (``overrides`` win)
         and load its weights; the file is read safely (no code from it runs).
 
         :param map_location: where tensors go, as for ``torch.load``; ``None``: the CPU.
-        :param strict: missing or unexpected weights are an error (a shape mismatch always is).
+        :param strict: missing or unexpected weights are an error (a shape mismatch always
+            is); ``None``: the built module's :attr:`strict_loading`.
         :raises CheckpointError: the file is not a usable checkpoint, or its
             hyperparameters cannot build this class (the message says what to pass).
         """

@@ -98,12 +98,6 @@ def _scheduler_config(obj: Any, monitor: str | None) -> LRSchedulerConfig:
     config.reduce_on_plateau = isinstance(
         config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau
     )
-    if config.reduce_on_plateau and not config.monitor:
-        raise MisconfigurationError(
-            "configure_optimizers returned a ReduceLROnPlateau scheduler without a metric to "
-            'monitor: return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, '
-            '"monitor": "val_loss"}}'
-        )
     return config
 
 
@@ -121,8 +115,15 @@ def _from_dict(obj: Mapping[str, Any]) -> tuple[Optimizer, LRSchedulerConfig | N
     return obj["optimizer"], config
 
 
-def normalize_optimizers(result: Any) -> tuple[list[Optimizer], list[LRSchedulerConfig]]:
-    """Turn ``configure_optimizers()``'s return value into ``(optimizers, schedulers)``."""
+def normalize_optimizers(
+    result: Any, automatic: bool = True
+) -> tuple[list[Optimizer], list[LRSchedulerConfig]]:
+    """Turn ``configure_optimizers()``'s return value into ``(optimizers, schedulers)``.
+
+    :param automatic: automatic optimization, where the trainer steps the schedulers, so a
+        ``ReduceLROnPlateau`` needs a ``monitor``; in manual optimization the user steps it
+        with the value of their choice.
+    """
     optimizers: list[Optimizer] = []
     configs: list[LRSchedulerConfig] = []
     if result is None:
@@ -170,5 +171,11 @@ def normalize_optimizers(result: Any) -> tuple[list[Optimizer], list[LRScheduler
             raise MisconfigurationError(
                 f"the scheduler {type(config.scheduler).__name__} belongs to an optimizer that "
                 "configure_optimizers did not return: return that optimizer too"
+            )
+        if automatic and config.reduce_on_plateau and not config.monitor:
+            raise MisconfigurationError(
+                "configure_optimizers returned a ReduceLROnPlateau scheduler without a metric "
+                'to monitor: return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, '
+                '"monitor": "val_loss"}}, or step it yourself in manual optimization'
             )
     return optimizers, configs

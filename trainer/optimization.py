@@ -19,6 +19,7 @@ from ember.trainer.errors import MisconfigurationError, NonFiniteLossError
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.hooks import HookDispatcher
 from ember.trainer.loops.progress import LoopProgress
+from ember.trainer.loops.steps import step_caller
 from ember.trainer.module import EmberModule, overrides
 from ember.trainer.optim import LRSchedulerConfig, normalize_optimizers
 from ember.trainer.plugins import Precision, Strategy, needs_closure
@@ -98,7 +99,9 @@ class Optimization:
         module, flags = self.module, self.flags
         if not overrides(module, "configure_optimizers", EmberModule):
             module.configure_optimizers()  # raises the message that says what to write
-        optimizers, configs = normalize_optimizers(module.configure_optimizers())
+        optimizers, configs = normalize_optimizers(
+            module.configure_optimizers(), module.automatic_optimization
+        )
         name = type(module).__name__
         if self.automatic:
             if not optimizers:
@@ -153,7 +156,9 @@ class Optimization:
         self.step_schedulers = [c for c in self.lr_scheduler_configs if c.interval == "step"]
         precision = self.precision
         self.forward_context = precision.forward_context if precision.has_forward_context else None
-        self.training_step = self.strategy.step_function("training_step")
+        self.training_step = step_caller(
+            self.strategy.step_function("training_step"), self.hooks.module.training_step
+        )
         self.module_optimizer_step = mh.optimizer_step
         self.module_zero_grad = mh.optimizer_zero_grad
         self.losses.clear()

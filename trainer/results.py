@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -73,6 +74,8 @@ class _Slot:
         "fresh",
         "key",
         "logger",
+        "metric",
+        "metric_updated",
         "name",
         "on_epoch",
         "on_step",
@@ -120,6 +123,9 @@ class _Slot:
         self.acc: Tensor | float | None = None
         self.total = 0
         self.epoch_value: Tensor | float | None = None
+        #: a TorchMetrics ``Metric`` logged as the value: it reduces itself
+        self.metric: Any = None
+        self.metric_updated = False
 
     def compact(self) -> None:
         """Fold the pending values into the running accumulator (device ops, no sync)."""
@@ -171,7 +177,10 @@ class _Slot:
         return stacked.max() if self.reduce == "max" else stacked.min()
 
     def epoch_result(self) -> Tensor | float | None:
-        """The value reduced over everything logged this epoch (``None`` if nothing was)."""
+        """The value reduced over everything logged this epoch (``None`` if nothing was);
+        for a TorchMetrics ``Metric``, its ``compute()``."""
+        if self.metric is not None:
+            return self._compute_metric() if self.metric_updated else None
         self.compact()
         if self.acc is None:
             return None
@@ -179,8 +188,22 @@ class _Slot:
             return self.acc / self.total if self.total else self.acc * float("nan")
         return self.acc
 
+    def _compute_metric(self) -> Tensor:
+        value = self.metric.compute()
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise MisconfigurationError(
+                f"self.log({self.name!r}, metric): {type(self.metric).__name__}.compute() "
+                f"returned {shape}, not one number; log a metric that computes a scalar "
+                "(e.g. average='macro'), or log its compute() entries one by one"
+            )
+        return value.detach().reshape(())
+
     def reset(self) -> None:
-        """Forget this epoch's values."""
+        """Forget this epoch's values (and reset a logged ``Metric``, as Lightning does)."""
+        if self.metric is not None and self.metric_updated:
+            self.metric.reset()
+        self.metric_updated = False
         self.values.clear()
         self.sizes.clear()
         self.acc = None
@@ -219,6 +242,9 @@ class ResultCollection:
         self._phase = "step"
         self._dataloader_idx: int | None = None
         self._suffix = ""
+        #: set by the loop once the epoch's batches are done: ``callback_metrics`` read in
+        #: an epoch-end hook then shows the epoch values reduced so far, as Lightning does
+        self.epoch_end_reached = False
         #: the current batch, set by the loop; its size is inferred only when needed
         self.batch: Any = None
         self.batch_size: int | None = None
@@ -280,6 +306,9 @@ class ResultCollection:
                 )
             if not enable_graph:
                 value = value.detach()
+        elif _is_metric(value):
+            self._log_metric(slot, value)
+            return
         else:
             value = _python_number(name, value)
         if slot.on_step:
@@ -294,6 +323,23 @@ class ResultCollection:
                 slot.sizes.append(batch_size)
             if len(values) >= _COMPACT_AT:
                 slot.compact()
+
+    @staticmethod
+    def _log_metric(slot: _Slot, metric: Any) -> None:
+        """A ``Metric`` accumulates itself: its step value is the last ``forward`` result,
+        its epoch value ``compute()`` at the epoch's end (then it is reset)."""
+        if slot.metric is not None and slot.metric is not metric:
+            raise MisconfigurationError(
+                f"self.log({slot.name!r}, metric) got a different Metric object than before "
+                "in this stage: log each Metric under its own name"
+            )
+        slot.metric = metric
+        slot.metric_updated = True
+        if slot.on_step:
+            step = getattr(metric, "_forward_cache", None)
+            if isinstance(step, Tensor) and step.numel() == 1:
+                slot.step_value = step.detach()
+                slot.fresh = True
 
     def _infer_batch_size(self, name: str) -> int:
         size = extract_batch_size(self.batch)
@@ -354,7 +400,8 @@ class ResultCollection:
 
     # ------------------------------------------------------------------ reading
     def _synced(self, slot: _Slot, value: Tensor | float) -> Tensor | float:
-        if slot.sync_dist and self.sync is not None:
+        # a Metric synchronises its own state in compute()
+        if slot.sync_dist and self.sync is not None and slot.metric is None:
             return self.sync(_as_tensor(value), slot.reduce)
         return value
 
@@ -395,8 +442,13 @@ class ResultCollection:
                 value = _as_tensor(self._synced(slot, slot.step_value))
                 out[slot.step_name] = value
                 out[slot.key] = value
-            if slot.epoch_value is not None:
-                value = _as_tensor(slot.epoch_value)
+            epoch_value = slot.epoch_value
+            if epoch_value is None and self.epoch_end_reached and slot.on_epoch:
+                # read in an epoch-end hook: this process's value so far (the final,
+                # synchronised one replaces it once the epoch's metrics are reduced)
+                epoch_value = slot.epoch_result()
+            if epoch_value is not None:
+                value = _as_tensor(epoch_value)
                 out[slot.epoch_name] = value
                 out[slot.key] = value
         return out
@@ -413,16 +465,35 @@ class ResultCollection:
                 out[slot.epoch_name] = slot.epoch_value
         return out
 
+    def reset_metrics(self) -> None:
+        """Reset the logged TorchMetrics objects (at the end of an evaluation epoch, after
+        every hook saw them), keeping the values they computed."""
+        for slot in self.slots:
+            if slot.metric is not None and slot.metric_updated:
+                slot.metric.reset()
+                slot.metric_updated = False
+
     def reset(self) -> None:
         """Start a new epoch: forget values, keep slots (and their checked options)."""
+        self.epoch_end_reached = False
         for slot in self.slots:
             slot.reset()
 
     def clear(self) -> None:
         """Forget everything, slots included (after the sanity check)."""
+        self.epoch_end_reached = False
+        for slot in self.slots:
+            slot.reset()
         self.slots.clear()
         self._tables.clear()
         self._select()
+
+
+def _is_metric(value: Any) -> bool:
+    """Whether ``value`` is a TorchMetrics ``Metric`` (never imports torchmetrics: an
+    object of its class exists only once it was imported)."""
+    torchmetrics = sys.modules.get("torchmetrics")
+    return torchmetrics is not None and isinstance(value, torchmetrics.Metric)
 
 
 def _python_number(name: str, value: Any) -> float:

@@ -41,6 +41,7 @@ from ember.trainer.optimization import Optimization
 from ember.trainer.plugins import Accelerator, Precision, Strategy
 from ember.trainer.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ember.trainer.tracking_session import TrackingSession, run_hyperparameters
+from ember.trainer.utilities import rank_zero_only
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -235,6 +236,80 @@ class Trainer:
     def sanity_checking(self) -> bool:
         """Whether the sanity check (validation batches before training) is running."""
         return self._state.stage == RunningStage.SANITY_CHECKING
+
+    @property
+    def evaluating(self) -> bool:
+        """Whether a validation, test or sanity-check loop is running."""
+        return self._state.stage in (
+            RunningStage.VALIDATING,
+            RunningStage.TESTING,
+            RunningStage.SANITY_CHECKING,
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last entry point ended with an exception (Ctrl-C included)."""
+        return self._state.status == TrainerStatus.INTERRUPTED
+
+    @property
+    def received_sigterm(self) -> bool:
+        """Whether a preemption signal (SIGTERM, SIGUSR1) arrived during this fit."""
+        return self.checkpointing.preemption.requested
+
+    @property
+    def is_last_batch(self) -> bool:
+        """Whether the training batch being processed is its epoch's last (read it in
+        ``on_train_batch_start``/``on_train_batch_end`` or ``training_step``)."""
+        return self.progress.is_last_batch
+
+    @property
+    def enable_validation(self) -> bool:
+        """Whether fit validates: validation data and ``validation_step`` exist and
+        ``limit_val_batches`` leaves batches."""
+        return self.data.validation_enabled
+
+    @property
+    def num_sanity_val_batches(self) -> list[int | float]:
+        """Batches per validation loader that the sanity check runs."""
+        return self.data.sanity_limits()
+
+    @property
+    def precision(self) -> str:
+        """The precision mode's name (``"32-true"``, ``"bf16-mixed"``, ...)."""
+        return self.precision_plugin.name or type(self.precision_plugin).__name__
+
+    @property
+    def num_nodes(self) -> int:
+        """How many machines take part (the strategy's ``num_nodes``; 1 when it has none)."""
+        return int(getattr(self.strategy, "num_nodes", 1))
+
+    @property
+    def node_rank(self) -> int:
+        """This machine's index (the strategy's ``node_rank``; 0 when it has none)."""
+        return int(getattr(self.strategy, "node_rank", 0))
+
+    @property
+    def accumulate_grad_batches(self) -> int:
+        """Batches whose gradients add up before each optimizer step: the flag, or what a
+        callback (``GradientAccumulationScheduler``) set for the running epoch."""
+        optimization = self.optimization
+        accumulate = getattr(optimization, "accumulate", None)
+        return self.flags.accumulate_grad_batches if accumulate is None else accumulate
+
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise MisconfigurationError(
+                f"accumulate_grad_batches must be an int >= 1; got {value!r}"
+            )
+        optimization = self.optimization
+        if optimization is None or not hasattr(optimization, "accumulate"):
+            raise MisconfigurationError(
+                "trainer.accumulate_grad_batches can be changed only while fit trains (from "
+                "on_train_epoch_start, as GradientAccumulationScheduler does); pass "
+                "Trainer(accumulate_grad_batches=...) to set it for a whole run"
+            )
+        optimization.accumulate = value
 
     @property
     def current_epoch(self) -> int:
@@ -621,6 +696,7 @@ class Trainer:
         self._state.status = TrainerStatus.RUNNING
         self._state.stage = None
         self.should_stop = False
+        self.metrics.start_entry_point()
         self._module = model
         model.trainer = self
         self.datamodule = datamodule
@@ -659,6 +735,7 @@ class Trainer:
         hooks = self.hooks
         assert hooks is not None
         self.strategy.setup_environment()
+        rank_zero_only.rank = self.global_rank  # type: ignore[attr-defined]
         if self.is_global_zero:
             if datamodule is not None:
                 datamodule.prepare_data()

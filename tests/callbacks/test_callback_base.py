@@ -30,6 +30,7 @@ BUILT_INS = [
     "model_summary",
     "gradient_norm_monitor",
     "timer",
+    "gradient_accumulation_scheduler",
 ]
 
 

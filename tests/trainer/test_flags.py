@@ -268,8 +268,9 @@ BAD_FLAGS = {
     ),
     "val_check_interval": (
         {"val_check_interval": 1.5},
-        "val_check_interval must be a float fraction of the training epoch in (0.0, 1.0] or an "
-        "int number of batches; got 1.5",
+        "val_check_interval must be a float fraction of the training epoch in (0.0, 1.0], an "
+        "int number of batches, or a duration (a datetime.timedelta, 'DD:HH:MM:SS' or a dict "
+        "such as {'minutes': 30}); got 1.5",
     ),
     "check_val_every_n_epoch": (
         {"check_val_every_n_epoch": 0},

@@ -166,7 +166,7 @@ MISTAKES = {
         lambda m: (lambda o: {"optimizer": o, "lr_scheduler": ReduceLROnPlateau(o)})(sgd(m)),
         "configure_optimizers returned a ReduceLROnPlateau scheduler without a metric to "
         'monitor: return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": '
-        '"val_loss"}}',
+        '"val_loss"}}, or step it yourself in manual optimization',
     ),
     "bad interval": (
         lambda m: (

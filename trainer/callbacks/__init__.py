@@ -10,17 +10,22 @@ import importlib
 from typing import Any
 
 from ember.trainer.callback import Callback
-from ember.trainer.callbacks.early_stopping import EarlyStopping
+from ember.trainer.callbacks.early_stopping import EarlyStopping, EarlyStoppingReason
+from ember.trainer.callbacks.gradient_accumulation import GradientAccumulationScheduler
 from ember.trainer.callbacks.gradient_norm import GradientNormMonitor
 from ember.trainer.callbacks.lambda_function import LambdaCallback
 from ember.trainer.callbacks.lr_monitor import LearningRateMonitor
 from ember.trainer.callbacks.model_summary import ModelSummary
+from ember.trainer.callbacks.prediction_writer import BasePredictionWriter, WriteInterval
 from ember.trainer.callbacks.progress_bar import ProgressBar
 from ember.trainer.callbacks.timer import Timer
 
 __all__ = [
+    "BasePredictionWriter",
     "Callback",
     "EarlyStopping",
+    "EarlyStoppingReason",
+    "GradientAccumulationScheduler",
     "GradientNormMonitor",
     "LambdaCallback",
     "LearningRateMonitor",
@@ -29,6 +34,7 @@ __all__ = [
     "OnExceptionCheckpoint",
     "ProgressBar",
     "Timer",
+    "WriteInterval",
 ]
 
 # --- checkpoint callbacks -------------------------------------------------------------

@@ -5,11 +5,23 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
+from enum import Enum
 from typing import Any, ClassVar
 
 from ember.trainer.callback import Callback
 
 _MODES = {"min": "<", "max": ">"}
+
+
+class EarlyStoppingReason(Enum):
+    """Why :class:`EarlyStopping` stopped training (``early_stopping.stopping_reason``);
+    the values are Lightning's."""
+
+    NOT_STOPPED = 0
+    STOPPING_THRESHOLD = 1
+    DIVERGENCE_THRESHOLD = 2
+    PATIENCE_EXHAUSTED = 3
+    NON_FINITE_METRIC = 4
 
 
 class EarlyStopping(Callback):
@@ -20,7 +32,9 @@ class EarlyStopping(Callback):
     :param patience: how many checks without improvement to allow before stopping. A
         check happens once per validation run (or per training epoch, see
         ``check_on_train_epoch_end``).
-    :param verbose: print a line on each improvement and when stopping.
+    :param verbose: print a line on each improvement. When it stops training it always
+        prints one line saying why (also kept in :attr:`stopping_reason_message`, with
+        :attr:`stopping_reason` an :class:`EarlyStoppingReason`).
     :param mode: ``"min"`` when lower is better (a loss), ``"max"`` when higher is.
     :param strict: raise when ``monitor`` is missing from the metrics; otherwise skip the
         check (with a warning when ``verbose``).
@@ -69,6 +83,8 @@ class EarlyStopping(Callback):
         self.wait_count = 0
         self.stopped_epoch = 0
         self.best_score = math.inf if mode == "min" else -math.inf
+        #: why training stopped (``NOT_STOPPED`` while it has not)
+        self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
         #: why training stopped, in words (``None`` while it has not)
         self.stopping_reason_message: str | None = None
 
@@ -111,13 +127,17 @@ class EarlyStopping(Callback):
             self._missing_metric(metrics)
             return
         current = float(metrics[self.monitor])
-        should_stop, reason = self._evaluate(current)
-        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
+        stop_here, reason = self._evaluate(current)
+        should_stop = trainer.strategy.reduce_boolean_decision(stop_here[0], all=False)
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop:
             self.stopped_epoch = trainer.current_epoch
+            self.stopping_reason = stop_here[1]
             self.stopping_reason_message = reason
-        if reason and self.verbose:
+            if reason is None:  # another process decided: it printed why
+                reason = "another process's check said to stop."
+            trainer.print(f"EarlyStopping stopped training at epoch {self.stopped_epoch}: {reason}")
+        elif reason and self.verbose:
             trainer.print(reason)
 
     def _missing_metric(self, metrics: dict[str, Any]) -> None:
@@ -138,22 +158,24 @@ class EarlyStopping(Callback):
         if self.verbose:
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
-    def _evaluate(self, current: float) -> tuple[bool, str | None]:
+    def _evaluate(self, current: float) -> tuple[tuple[bool, EarlyStoppingReason], str | None]:
+        """((stop?, the reason's kind), the reason in words or ``None``) for one check."""
+        reasons = EarlyStoppingReason
         op = _MODES[self.mode]
         if self.check_finite and not math.isfinite(current):
-            return True, (
+            return (True, reasons.NON_FINITE_METRIC), (
                 f"Monitored metric {self.monitor} = {current} is not finite. Previous best "
                 f"value was {self.best_score:.3f}. Signaling Trainer to stop."
             )
         if self.stopping_threshold is not None and self._better(current, self.stopping_threshold):
-            return True, (
+            return (True, reasons.STOPPING_THRESHOLD), (
                 f"Stopping threshold reached: {self.monitor} = {current} {op} "
                 f"{self.stopping_threshold}. Signaling Trainer to stop."
             )
         if self.divergence_threshold is not None and self._better(
             self.divergence_threshold, current
         ):
-            return True, (
+            return (True, reasons.DIVERGENCE_THRESHOLD), (
                 f"Divergence threshold reached: {self.monitor} = {current} is worse than "
                 f"{self.divergence_threshold}. Signaling Trainer to stop."
             )
@@ -168,15 +190,15 @@ class EarlyStopping(Callback):
                 reason = f"Metric {self.monitor} improved. New best score: {current:.3f}"
             self.best_score = current
             self.wait_count = 0
-            return False, reason
+            return (False, reasons.NOT_STOPPED), reason
         self.wait_count += 1
         if self.wait_count >= self.patience:
-            return True, (
+            return (True, reasons.PATIENCE_EXHAUSTED), (
                 f"Monitored metric {self.monitor} did not improve in the last "
                 f"{self.wait_count} records. Best score: {self.best_score:.3f}. "
                 "Signaling Trainer to stop."
             )
-        return False, None
+        return (False, reasons.NOT_STOPPED), None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +206,7 @@ class EarlyStopping(Callback):
             "stopped_epoch": self.stopped_epoch,
             "best_score": self.best_score,
             "patience": self.patience,
+            "stopping_reason": self.stopping_reason.value,
             "stopping_reason_message": self.stopping_reason_message,
         }
 
@@ -193,4 +216,7 @@ class EarlyStopping(Callback):
         # Lightning checkpoints hold a tensor here; ember's hold a float
         self.best_score = float(state_dict["best_score"])
         self.patience = state_dict.get("patience", self.patience)
+        self.stopping_reason = EarlyStoppingReason(
+            state_dict.get("stopping_reason", EarlyStoppingReason.NOT_STOPPED.value)
+        )
         self.stopping_reason_message = state_dict.get("stopping_reason_message")

@@ -28,8 +28,11 @@ class NewerCheckpointVersionError(CheckpointError):
     """The file was written in a checkpoint format newer than this ember understands."""
 
 
-class StateMismatchError(CheckpointError):
-    """A state dictionary does not fit the module: missing, unexpected or misshapen entries."""
+class StateMismatchError(CheckpointError, RuntimeError):
+    """A state dictionary does not fit the module: missing, unexpected or misshapen entries.
+
+    Also a ``RuntimeError``, which is what ``torch``'s ``load_state_dict`` (and so Lightning)
+    raises here: code that catches that catches this too."""
 
 
 class CheckpointSaveError(CheckpointError):

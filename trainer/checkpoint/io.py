@@ -24,6 +24,7 @@ import secrets
 import shutil
 import socket
 import time
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -571,7 +572,7 @@ def instantiate_from_checkpoint(
     cls: type[torch.nn.Module],
     path: str | os.PathLike[str],
     map_location: Any = "cpu",
-    strict: bool = True,
+    strict: bool | None = None,
     **overrides: Any,
 ) -> torch.nn.Module:
     """Build ``cls`` from a checkpoint's hyperparameters (``overrides`` win) and load its weights.
@@ -580,8 +581,12 @@ def instantiate_from_checkpoint(
     ``cls(**hyper_parameters)``; nothing named in the file is imported. A module that
     overrides ``on_load_checkpoint`` sees the checkpoint before its weights load.
 
+    ``strict=None`` takes the built module's ``strict_loading`` (``True`` when it has none);
+    loading without ``strict`` warns about the keys it left out.
+
     :raises CheckpointError: the hyperparameters do not fit ``cls``'s constructor (the
-        message lists them and says what to pass).
+        message lists them and says what to pass), or ``strict`` contradicts the module's
+        ``strict_loading``.
     """
     checkpoint = load_checkpoint_safe(path, map_location=map_location)
     if "state_dict" not in checkpoint:
@@ -590,8 +595,36 @@ def instantiate_from_checkpoint(
     hook = getattr(module, "on_load_checkpoint", None)
     if callable(hook):
         hook(checkpoint)
-    load_module_state(module, checkpoint["state_dict"], strict=strict)
+    chosen = getattr(module, "_strict_loading", None)
+    if chosen is not None and strict is not None and strict != chosen:
+        raise CheckpointError(
+            f"{cls.__name__}.load_from_checkpoint(..., strict={strict!r}) contradicts "
+            f"{cls.__name__}.strict_loading={chosen!r}: pass the same value, or leave strict "
+            "out to use strict_loading"
+        )
+    strict = getattr(module, "strict_loading", True) if strict is None else strict
+    keys = load_module_state(module, checkpoint["state_dict"], strict=strict)
+    if not strict:
+        warn_incompatible_keys(keys, path)
     return module
+
+
+def warn_incompatible_keys(keys: Any, path: str | os.PathLike[str]) -> None:
+    """Warn about the weights a non-strict load left out (torch's ``IncompatibleKeys``)."""
+    if keys.missing_keys:
+        warnings.warn(
+            f"{os.fspath(path)}: these weights of the model are not in the checkpoint and "
+            f"keep their current values: {', '.join(keys.missing_keys)}",
+            UserWarning,
+            stacklevel=3,
+        )
+    if keys.unexpected_keys:
+        warnings.warn(
+            f"{os.fspath(path)}: these weights of the checkpoint are not in the model and "
+            f"were not loaded: {', '.join(keys.unexpected_keys)}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def build_from_hyperparameters(

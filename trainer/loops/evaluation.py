@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ember.trainer.data import epoch_batches
 from ember.trainer.hooks import TrainingModes
+from ember.trainer.loops.steps import step_caller
 from ember.trainer.plugins import Precision, Strategy, detach_tensors
 from ember.trainer.results import ResultCollection, to_host
 from ember.trainer.state import RunningStage, TrainerState
@@ -83,6 +84,7 @@ class EvaluationLoop:
                 outputs = self._run_loaders(loaders, lengths, limits)
                 results.set_phase("epoch")
                 results.set_dataloader(None, False)
+                results.epoch_end_reached = True
                 epoch_end = getattr(hooks.module_hooks, f"{prefix}_epoch_end")
                 if epoch_end is not None:
                     epoch_end(outputs[0] if len(outputs) == 1 else outputs)
@@ -90,6 +92,7 @@ class EvaluationLoop:
                 metrics = self._finish_epoch(len(loaders), publish=not sanity)
                 hooks.callbacks_end(f"on_{prefix}_epoch_end")
                 hooks.end(f"on_{prefix}_end")
+                results.reset_metrics()
         finally:
             train_hook = getattr(hooks.module_hooks, f"on_{prefix}_model_train")
             if train_hook is not None:
@@ -104,7 +107,10 @@ class EvaluationLoop:
         self, loaders: list[Any], lengths: list[int | float], limits: list[int | float]
     ) -> list[list[Any]]:
         prefix, results = self.prefix, self.results
-        step = self.strategy.step_function(f"{prefix}_step")
+        step = step_caller(
+            self.strategy.step_function(f"{prefix}_step"),
+            getattr(self.strategy.module, f"{prefix}_step"),
+        )
         collect = getattr(self.hooks.module_hooks, f"{prefix}_epoch_end") is not None
         to_device = self.transfer
         precision = self.precision

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ember.trainer.data import Lookahead
@@ -110,6 +111,10 @@ class FitLoop:
             if flags.max_time is not None
             else None
         )
+        interval = flags.val_check_interval
+        #: a time-based val_check_interval validates once this much training time passed
+        self.val_seconds = interval.total_seconds() if isinstance(interval, timedelta) else None
+        self.last_validation = time.monotonic()
         every = flags.log_every_n_steps
         self.flush_every = every if every > 0 else math.inf
         self.next_flush = self._next_flush_after(self.progress.global_step)
@@ -182,7 +187,8 @@ class FitLoop:
             or (epoch + 1) % flags.check_val_every_n_epoch == 0
         )
         val_every = data.val_check_batch
-        val_in_loop = has_val and not math.isinf(val_every)
+        val_seconds = self.val_seconds
+        val_in_loop = has_val and (val_seconds is not None or not math.isinf(val_every))
         val_across_epochs = flags.check_val_every_n_epoch is None
 
         run_batch = self.optimization.run_batch
@@ -213,10 +219,11 @@ class FitLoop:
                 batch = to_device(batch, 0)
             results.batch = batch
             results.batch_size = None
+            is_last = lookahead.exhausted if lookahead is not None else batch_idx + 1 == n
+            progress.is_last_batch = is_last
             if batch_start(batch, batch_idx):
                 stopped = True
                 break
-            is_last = lookahead.exhausted if lookahead is not None else batch_idx + 1 == n
             out = run_batch(batch, batch_idx, is_last)
             # counted once done, so a checkpoint saved from here on resumes after it
             progress.batch_idx = batch_idx + 1
@@ -236,10 +243,14 @@ class FitLoop:
                 else strategy.reduce_boolean_decision(preemption.requested, all=False)
             ):
                 checkpointing.preempt()
-            if val_in_loop and (
-                (progress.total_batches if val_across_epochs else batch_idx + 1) % val_every == 0
-            ):
-                self._validate()
+            if val_in_loop:
+                if val_seconds is not None:
+                    due = time.monotonic() - self.last_validation >= val_seconds
+                else:
+                    counted = progress.total_batches if val_across_epochs else batch_idx + 1
+                    due = counted % val_every == 0
+                if due:
+                    self._validate()
             if (
                 progress.global_step >= max_steps
                 or (stop_requested() and self._can_stop())
@@ -256,6 +267,7 @@ class FitLoop:
         """Epoch-end hooks, the epoch's metrics, then the per-epoch schedulers."""
         results = self.metrics.train_results
         results.set_phase("epoch")
+        results.epoch_end_reached = True
         if outputs is not None:
             self.hooks.module.training_epoch_end(outputs)
         self.hooks.module_end("on_train_epoch_end")
@@ -286,6 +298,7 @@ class FitLoop:
             return
         self.val_loop.run(data.val_loaders, data.val_lengths, data.num_val_batches)
         self.progress.validated_at = self.progress.total_batches
+        self.last_validation = time.monotonic()
 
     # ------------------------------------------------------------------ metrics
     def _emit(self, values: dict[str, float]) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ember.trainer.data import epoch_batches
 from ember.trainer.hooks import TrainingModes
+from ember.trainer.loops.steps import step_caller
 from ember.trainer.plugins import Precision, Strategy
 
 if TYPE_CHECKING:
@@ -69,7 +70,9 @@ class PredictLoop:
         limits: list[int | float],
         keep: bool,
     ) -> list[list[Any]]:
-        step = self.strategy.step_function("predict_step")
+        step = step_caller(
+            self.strategy.step_function("predict_step"), self.strategy.module.predict_step
+        )
         to_device = self.transfer
         precision = self.precision
         forward_context = precision.forward_context if precision.has_forward_context else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -25,10 +25,14 @@ class LoopProgress:
     #: ``total_batches`` when validation inside fit last ran (-1: never), so a run resumed
     #: from a checkpoint saved between a batch and its validation runs that validation
     validated_at: int = -1
+    #: whether the training batch being processed is its epoch's last (not saved)
+    is_last_batch: bool = field(default=False, compare=False)
 
     def state_dict(self) -> dict[str, int]:
         """The position as plain ints."""
-        return asdict(self)
+        state = asdict(self)
+        del state["is_last_batch"]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position saved by :meth:`state_dict` (unknown keys are ignored)."""

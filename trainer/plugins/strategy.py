@@ -219,13 +219,14 @@ class Strategy:
             raise RuntimeError(f"{type(self).__name__}.setup_module() was not called")
         return self.module.state_dict()
 
-    def load_module_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
-        """Load weights saved by :meth:`module_state_dict` into the module."""
+    def load_module_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        """Load weights saved by :meth:`module_state_dict` into the module; return torch's
+        ``IncompatibleKeys`` (what a non-strict load left out)."""
         from ember.trainer.checkpoint import load_module_state
 
         if self.module is None:
             raise RuntimeError(f"{type(self).__name__}.setup_module() was not called")
-        load_module_state(self.module, state_dict, strict=strict)
+        return load_module_state(self.module, state_dict, strict=strict)
 
     def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """``optimizer``'s state for a checkpoint (a sharded strategy consolidates it)."""
