@@ -113,6 +113,8 @@ class WandbLogger(Logger):
 
         run_id = run.resume_ref if run.resumed and run.resume_ref else self.id
         quiet = self.mode != "online"
+        if quiet:
+            _disable_usage_analytics()
         settings = wandb.Settings(
             mode=self.mode,
             console="off",
@@ -223,6 +225,16 @@ class WandbLogger(Logger):
 def _artifact_name(text: str) -> str:
     """W&B artifact names and types allow letters, digits, '-', '_' and '.'."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "artifact"
+
+
+def _disable_usage_analytics() -> None:
+    """Stop W&B's usage analytics for this process: they are configured from the global
+    settings, not the run's, and post to W&B's server at exit even for an offline run."""
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:  # an SDK without them
+        return
+    opentelemetry_proxy.disable()
 
 
 def _other_runs_active() -> bool:
