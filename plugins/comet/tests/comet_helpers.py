@@ -3,6 +3,12 @@ against comet_ml's own schemas."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
 from ember.hub.testing import ReadBack
 from ember_comet.archive import Archive, read_archives
 from ember_comet.logger import STATUS_KEY, CometLogger
@@ -54,3 +60,32 @@ def images(logger: CometLogger) -> list[tuple[str, int | None, bytes, dict]]:
         for m in archive(logger).messages
         if m.type == "file_upload" and m.payload["upload_type"] == "visualization"
     ]
+
+
+SCRIPT = Path(__file__).parent / "scripts" / "train_with.py"
+
+
+def train_command(root: Path, logger: dict, mode: str, *extra: str) -> list[str]:
+    """The command line of a short real fit with ``logger`` (see scripts/train_with.py)."""
+    return [sys.executable, str(SCRIPT), str(root), json.dumps(logger), mode, *extra]
+
+
+def run_training(
+    root: Path, logger: dict, mode: str = "fit", *extra: str, prefix: Sequence[str] = ()
+) -> dict:
+    """Run the fit in a subprocess (in ``root``, with the test's HOME) and return its report."""
+    root.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [*prefix, *train_command(root, logger, mode, *extra)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file (not folder) under ``folder``, relative."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())

@@ -2,12 +2,13 @@
 
     python train_with.py ROOT LOGGER_JSON MODE [--probe HOST]
 
-MODE ``fit`` trains and prints a JSON report; ``crash`` raises in ``training_step`` at
-step 3 and reports after the failed fit; ``hang`` prints ``READY <children JSON>`` at
-step 3 and sleeps (to be killed). With ``EMBER_NET_AUDIT=FILE``, every Python-level
-network attempt to a non-loopback place is appended to FILE as a JSON line (an audit
-hook: ``socket.connect``, ``socket.sendto``, ``socket.getaddrinfo``); ``--probe HOST``
-tries one connection to HOST afterwards, to show that the recording works.
+MODE ``fit`` trains and prints a JSON report (outcome, child processes, threads left);
+``crash`` raises in ``training_step`` at step 3 and reports after the failed fit;
+``hang`` prints ``READY <children JSON>`` at step 3 and sleeps (to be killed). With
+``EMBER_NET_AUDIT=FILE``, every Python-level network attempt to a non-loopback place is
+appended to FILE as a JSON line (an audit hook: ``socket.connect``, ``socket.sendto``,
+``socket.getaddrinfo``); ``--probe HOST`` tries one connection to HOST afterwards, to
+show that the recording works.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,7 +125,8 @@ def main() -> None:
             pass
         finally:
             probe.close()
-    print(json.dumps({"outcome": outcome, "children": children()}), flush=True)
+    threads = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+    print(json.dumps({"outcome": outcome, "children": children(), "threads": threads}), flush=True)
 
 
 if __name__ == "__main__":
