@@ -1255,12 +1255,23 @@ class Trainer:
             self.print(report)
 
     def _record_artifact(self, path: str | os.PathLike[str], kind: str) -> None:
-        """Record a file the run wrote (``kind``: ``"checkpoint"``) by reference."""
+        """Record a file the run wrote (``kind``: ``"checkpoint"``) by reference. A
+        checkpoint that a ``ModelCheckpoint`` holds as its best so far carries ``best``
+        (and ``monitor``, ``score``), so that loggers can upload or alias only that one."""
         run = self._tracking
-        if run.enabled and run.report is None:
-            run.log_artifact(
-                path, kind, step=self.global_step, metadata={"epoch": self.current_epoch}
-            )
+        if not run.enabled or run.report is not None:
+            return
+        metadata: dict[str, Any] = {"epoch": self.current_epoch}
+        for cb in self.checkpoint_callbacks:
+            if cb.best_model_path and os.path.abspath(cb.best_model_path) == os.path.abspath(path):
+                score = cb.best_model_score
+                metadata.update(
+                    best=True,
+                    monitor=cb.monitor,
+                    score=None if score is None else float(score),
+                )
+                break
+        run.log_artifact(path, kind, step=self.global_step, metadata=metadata)
 
     def _log_hparams(self, run: Run, params: dict[str, Any]) -> None:
         """Record the hyperparameters, once per run unless they changed."""
