@@ -1,6 +1,6 @@
 """A short real fit with one logger chosen by name, for the process and network tests.
 
-    python train_with.py ROOT LOGGER_JSON MODE [--probe HOST]
+    python train_with.py ROOT LOGGER_JSON MODE [--probe HOST] [--no-checkpoints]
 
 MODE ``fit`` trains and prints a JSON report (outcome, child processes, threads left);
 ``crash`` raises in ``training_step`` at step 3 and reports after the failed fit;
@@ -8,7 +8,7 @@ MODE ``fit`` trains and prints a JSON report (outcome, child processes, threads 
 ``EMBER_NET_AUDIT=FILE``, every Python-level network attempt to a non-loopback place is
 appended to FILE as a JSON line (an audit hook: ``socket.connect``, ``socket.sendto``,
 ``socket.getaddrinfo``); ``--probe HOST`` tries one connection to HOST afterwards, to
-show that the recording works.
+show that the recording works. ``--no-checkpoints`` turns checkpointing off.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def main() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[HangAt3()] if mode == "hang" else None,
+        enable_checkpointing="--no-checkpoints" not in sys.argv,
     )
     outcome = "success"
     try:
