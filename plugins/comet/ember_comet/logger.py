@@ -84,6 +84,13 @@ class CometLogger(Logger):
         self.key: str | None = None
         self.archive_dir: Path | None = None
         self._exp: Any = None
+        # re-delivery (delivery is at-least-once): the highest MetricRecord.seq this object
+        # wrote, those written by a call that then failed, and the (kind, key, step) of
+        # the texts, images and artifacts the experiment holds (and, re-attached, its
+        # metrics)
+        self._seq = 0
+        self._partial: set[int] = set()
+        self._held: set[tuple[str, str, int | None]] = set()
 
     @property
     def experiment(self) -> Any:
@@ -107,6 +114,8 @@ class CometLogger(Logger):
         self.archive_dir = None if self.online else folder.resolve()
         if self.archive_dir is not None:
             self.archive_dir.mkdir(parents=True, exist_ok=True)
+            if run.resumed and key:
+                self._held = _held_offline(self.archive_dir, key, run.resume_step)
         auto = self.auto_log
         config = comet_ml.ExperimentConfig(
             name=self.experiment_name or run.name,
@@ -143,22 +152,36 @@ class CometLogger(Logger):
         self.experiment.log_parameters(dict(params))
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
-        """One ``log_metrics`` call per step, in the order the steps first appear."""
+        """One ``log_metrics`` call per step, in the order the steps first appear; records
+        this object or the re-attached experiment already hold are skipped."""
         rows: dict[int, dict[str, float]] = {}
+        seqs: dict[int, list[int]] = {}
         for r in records:
-            rows.setdefault(r.step, {})[r.name] = r.value
+            seq = getattr(r, "seq", 0)
+            if seq and (seq <= self._seq or seq in self._partial):
+                continue
+            if ("metric", r.name, r.step) not in self._held:
+                rows.setdefault(r.step, {})[r.name] = r.value
+                seqs.setdefault(r.step, []).append(seq)
         for step, values in rows.items():
             self.experiment.log_metrics(values, step=step)
+            self._partial.update(seqs[step])  # a retry after a failure skips these
+        self._seq = max([self._seq, *(getattr(r, "seq", 0) for r in records)])
+        self._partial.clear()
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
         """A Comet text sample, its ember key in the metadata."""
-        self.experiment.log_text(text, step=step, metadata={"key": key})
+        if ("text", key, step) not in self._held:
+            self.experiment.log_text(text, step=step, metadata={"key": key})
+            self._held.add(("text", key, step))
 
     def log_image(
         self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
     ) -> None:
         """The PNG at ``path``, named ``key`` in Comet's image panel."""
-        self.experiment.log_image(path, name=key, step=step, metadata=dict(metadata))
+        if ("image", key, step) not in self._held:
+            self.experiment.log_image(path, name=key, step=step, metadata=dict(metadata))
+            self._held.add(("image", key, step))
 
     def log_artifact(
         self,
@@ -173,6 +196,8 @@ class CometLogger(Logger):
         ``checkpoints`` model; anything else an asset. ``metadata`` travels along."""
         info = {**metadata, "ember_kind": kind, "ember_name": name, "ember_step": step}
         exp = self.experiment
+        if ("artifact", name, step) in self._held:
+            return
         if kind == "checkpoint":
             best = bool(metadata.get("best"))
             if self.log_checkpoints == "none" or (self.log_checkpoints == "best" and not best):
@@ -182,6 +207,7 @@ class CometLogger(Logger):
             exp.log_asset_folder(path, step=step, log_file_name=True, recursive=True, metadata=info)
         else:
             exp.log_asset(path, file_name=name, step=step, metadata=info)
+        self._held.add(("artifact", name, step))
 
     def finalize(self, status: str) -> None:
         """Record ``status`` (as the ``ember_status`` other value) and end the experiment,
@@ -191,3 +217,32 @@ class CometLogger(Logger):
             return
         exp.log_other(STATUS_KEY, status)
         exp.end()
+
+
+def _held_offline(
+    folder: Path, key: str, resume_step: int | None
+) -> set[tuple[str, str, int | None]]:
+    """What the earlier offline archives of ``key`` hold, as ``(kind, key, step)``;
+    records past ``resume_step`` are superseded, so they do not count."""
+    from ember_comet.archive import read_archives
+
+    try:
+        archive = read_archives(folder, key, validate=False)
+    except FileNotFoundError:
+        return set()
+    held: set[tuple[str, str, int | None]] = set()
+    for msg in archive.messages:
+        p = msg.payload
+        if msg.type == "metric_msg":
+            held.add(("metric", p["metric"]["metricName"], p["metric"]["step"]))
+        elif msg.type == "file_upload":
+            meta, extra = p.get("metadata") or {}, p.get("additional_params") or {}
+            if p.get("upload_type") == "text-sample" and "key" in meta:
+                held.add(("text", meta["key"], extra.get("step")))
+            elif p.get("upload_type") == "visualization":
+                held.add(("image", extra.get("figName", ""), extra.get("step")))
+            elif "ember_name" in meta:
+                held.add(("artifact", meta["ember_name"], meta.get("ember_step")))
+    if resume_step is None:
+        return held
+    return {h for h in held if h[2] is None or h[2] <= resume_step}

@@ -92,6 +92,12 @@ class WandbLogger(Logger):
         self.root: Path | None = None
         self.run_id: str | None = None
         self._run: Any = None
+        # re-delivery (delivery is at-least-once): the highest MetricRecord.seq this object
+        # wrote, those written by a call that then failed, and the (kind, key, step) of
+        # the texts, images and artifacts the W&B run holds (and, re-attached, its metrics)
+        self._seq = 0
+        self._partial: set[int] = set()
+        self._held: set[tuple[str, str, int | None]] = set()
 
     @property
     def experiment(self) -> Any:
@@ -115,6 +121,8 @@ class WandbLogger(Logger):
         quiet = self.mode != "online"
         if quiet:
             _disable_usage_analytics()
+        if run.resumed and run_id and self.mode == "offline":
+            self._held = _held_offline(self.root / "wandb", run_id, run.resume_step)
         settings = wandb.Settings(
             mode=self.mode,
             console="off",
@@ -146,19 +154,32 @@ class WandbLogger(Logger):
         self.experiment.config.update(dict(params), allow_val_change=True)
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
-        """One history row per step, in the order the steps first appear."""
+        """One history row per step, in the order the steps first appear; records this
+        object or the re-attached run already hold are skipped."""
         rows: dict[int, dict[str, float]] = {}
+        seqs: dict[int, list[int]] = {}
         for r in records:
-            rows.setdefault(r.step, {})[r.name] = r.value
+            seq = getattr(r, "seq", 0)
+            if seq and (seq <= self._seq or seq in self._partial):
+                continue
+            if ("metric", r.name, r.step) not in self._held:
+                rows.setdefault(r.step, {})[r.name] = r.value
+                seqs.setdefault(r.step, []).append(seq)
         for step, values in rows.items():
             self.experiment.log({**values, STEP_METRIC: step})
+            self._partial.update(seqs[step])  # a retry after a failure skips these
+        self._seq = max([self._seq, *(getattr(r, "seq", 0) for r in records)])
+        self._partial.clear()
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
         """Text at a step goes to the history; text without a step to the summary."""
+        if ("text", key, step) in self._held:
+            return
         if step is None:
             self.experiment.summary[key] = text
         else:
             self.experiment.log({key: text, STEP_METRIC: step})
+        self._held.add(("text", key, step))
 
     def log_image(
         self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
@@ -166,11 +187,13 @@ class WandbLogger(Logger):
         """Log the PNG at ``path`` as a ``wandb.Image`` (``metadata["caption"]`` shown)."""
         import wandb
 
-        image = wandb.Image(path, caption=metadata.get("caption"))
-        row: dict[str, Any] = {key: image}
+        if ("image", key, step) in self._held:
+            return
+        row: dict[str, Any] = {key: wandb.Image(path, caption=metadata.get("caption"))}
         if step is not None:
             row[STEP_METRIC] = step
         self.experiment.log(row)
+        self._held.add(("image", key, step))
 
     def log_artifact(
         self,
@@ -195,8 +218,11 @@ class WandbLogger(Logger):
             best = bool(metadata.get("best"))
             if self.log_checkpoints == "none" or (self.log_checkpoints == "best" and not best):
                 return
+        if ("artifact", name, step) in self._held:
+            return
+        if kind == "checkpoint":
             art_name, art_type = f"model-{run.id}", "model"
-            if best:
+            if metadata.get("best"):
                 aliases.append("best")
         else:
             art_name, art_type = _artifact_name(name), _artifact_name(kind)
@@ -207,6 +233,7 @@ class WandbLogger(Logger):
         else:
             artifact.add_file(path, name=name)
         run.log_artifact(artifact, aliases=aliases)
+        self._held.add(("artifact", name, step))
 
     def finalize(self, status: str) -> None:
         """Finish the W&B run with ``status``; stop wandb-core unless other runs use it."""
@@ -220,6 +247,37 @@ class WandbLogger(Logger):
         run.finish(exit_code=_EXIT_CODES.get(status, 1))
         if not _other_runs_active():
             wandb.teardown()
+
+
+def _held_offline(
+    wandb_dir: Path, run_id: str, resume_step: int | None
+) -> set[tuple[str, str, int | None]]:
+    """What the offline run files of ``run_id`` already hold, as ``(kind, key, step)``;
+    records past ``resume_step`` are superseded, so they do not count."""
+    from ember_wandb.offline import read_offline_run
+
+    try:
+        run = read_offline_run(wandb_dir, run_id)
+    except FileNotFoundError:
+        return set()
+    held: set[tuple[str, str, int | None]] = set()
+    for row in run.history:
+        step = row.get(STEP_METRIC)
+        for key, value in row.items():
+            if key.startswith("_") or key == STEP_METRIC:
+                continue
+            if isinstance(value, dict) and value.get("_type") == "image-file":
+                held.add(("image", key, step))
+            elif isinstance(value, str):
+                held.add(("text", key, step))
+            else:
+                held.add(("metric", key, step))
+    for art in run.artifacts:
+        if "ember_name" in art.metadata:
+            held.add(("artifact", art.metadata["ember_name"], art.metadata.get("ember_step")))
+    if resume_step is None:
+        return held
+    return {h for h in held if h[2] is None or h[2] <= resume_step}
 
 
 def _artifact_name(text: str) -> str:

@@ -69,7 +69,7 @@ def test_sigkill_of_training_leaves_no_wandb_core(tmp_path: Path) -> None:
     root.mkdir()
     logger = {"name": "wandb", "mode": "offline", "dir": str(tmp_path / "wb")}
     proc = subprocess.Popen(
-        train_command(root, logger, "hang"),
+        train_command(root, logger, "hang", "--wait-child", "wandb-core"),
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

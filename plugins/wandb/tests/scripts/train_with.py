@@ -1,10 +1,12 @@
 """A short real fit with one logger chosen by name, for the process and network tests.
 
     python train_with.py ROOT LOGGER_JSON MODE [--probe HOST] [--no-checkpoints]
+                         [--wait-child NAME]
 
 MODE ``fit`` trains and prints a JSON report (outcome, child processes, threads left);
 ``crash`` raises in ``training_step`` at step 3 and reports after the failed fit;
-``hang`` prints ``READY <children JSON>`` at step 3 and sleeps (to be killed). With
+``hang`` waits at step 3 until the process has a child named by ``--wait-child`` (a
+tracker's helper process), prints ``READY <children JSON>`` and sleeps (to be killed). With
 ``EMBER_NET_AUDIT=FILE``, every Python-level network attempt to a non-loopback place is
 appended to FILE as a JSON line (an audit hook: ``socket.connect``, ``socket.sendto``,
 ``socket.getaddrinfo``); ``--probe HOST`` tries one connection to HOST afterwards, to
@@ -96,7 +98,12 @@ def main() -> None:
     class HangAt3(Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             if trainer.global_step == 3:
-                time.sleep(1.0)  # let the logger's worker open the tracker run
+                wanted = sys.argv[sys.argv.index("--wait-child") + 1]
+                deadline = time.monotonic() + 120  # the logger's worker opens the tracker run
+                while time.monotonic() < deadline:
+                    if any(c["comm"] == wanted for c in children()):
+                        break
+                    time.sleep(0.1)
                 print("READY " + json.dumps(children()), flush=True)
                 time.sleep(600)
 
