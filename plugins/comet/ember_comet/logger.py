@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,13 @@ class CometLogger(Logger):
 
     name = "comet"
     capabilities = Capabilities(
-        hyperparams=True, metrics=True, text=True, artifacts=True, resume=True, offline=False
+        hyperparams=True,
+        metrics=True,
+        text=True,
+        images=True,
+        artifacts=True,
+        reattach=True,
+        experiment=True,
     )
 
     def __init__(
@@ -72,14 +79,8 @@ class CometLogger(Logger):
         self.tags = list(tags) if tags is not None else []
         self.log_checkpoints = log_checkpoints
         self.auto_log = auto_log
-        self.capabilities = Capabilities(
-            hyperparams=True,
-            metrics=True,
-            text=True,
-            artifacts=True,
-            resume=True,
-            offline=not self.online,
-        )
+        # capabilities per instance: the same class online is not offline
+        self.capabilities = replace(CometLogger.capabilities, offline=not self.online)
         #: the experiment key and, offline, the folder its archives go to, once opened
         self.key: str | None = None
         self.archive_dir: Path | None = None
@@ -157,16 +158,15 @@ class CometLogger(Logger):
         rows: dict[int, dict[str, float]] = {}
         seqs: dict[int, list[int]] = {}
         for r in records:
-            seq = getattr(r, "seq", 0)
-            if seq and (seq <= self._seq or seq in self._partial):
+            if r.seq and (r.seq <= self._seq or r.seq in self._partial):
                 continue
             if ("metric", r.name, r.step) not in self._held:
                 rows.setdefault(r.step, {})[r.name] = r.value
-                seqs.setdefault(r.step, []).append(seq)
+                seqs.setdefault(r.step, []).append(r.seq)
         for step, values in rows.items():
             self.experiment.log_metrics(values, step=step)
             self._partial.update(seqs[step])  # a retry after a failure skips these
-        self._seq = max([self._seq, *(getattr(r, "seq", 0) for r in records)])
+        self._seq = max([self._seq, *(r.seq for r in records)])
         self._partial.clear()
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:

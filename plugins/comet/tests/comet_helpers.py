@@ -41,6 +41,9 @@ def read_back(logger: CometLogger) -> ReadBack:
             step = p["additional_params"]["step"]
             assert msg.data is not None
             back.texts.append((p["metadata"]["key"], step, msg.data.decode("utf-8")))
+        elif msg.type == "file_upload" and p["upload_type"] == "visualization":
+            extra = p["additional_params"]
+            back.images.append((extra["figName"], extra["step"], msg.data or b""))
         elif msg.type == "file_upload" and "ember_kind" in (p.get("metadata") or {}):
             meta = p["metadata"]
             assert msg.data is not None

@@ -13,6 +13,7 @@ from ember_comet.logger import CometLogger
 
 class TestCometOffline(LoggerConformance):
     provider_name = "comet"
+    sdk_modules = ("comet_ml",)
 
     @pytest.fixture
     def make_logger(self, tmp_path: Path):
@@ -26,12 +27,6 @@ class TestCometOffline(LoggerConformance):
     def read_back(self, logger: Logger, run: RunInfo) -> ReadBack:
         assert isinstance(logger, CometLogger)
         return read_back(logger)
-
-    def test_resume_reattaches_without_duplicates(self, make_logger, ember_run_info) -> None:
-        pytest.skip(
-            "Comet cannot delete metrics past the resume step: see "
-            "test_resume_reattaches_same_experiment"
-        )
 
 
 class TestCometOfflineInRunDir(TestCometOffline):

@@ -60,6 +60,12 @@ def test_fit_leaves_no_thread_and_writes_only_the_archive(
         if m.type == "parameter_msg"
     }
     assert params["model|hidden"] == 4 and params["lr"] == 0.1
+    shown = [
+        m.payload["additional_params"]["figName"]
+        for m in archive.messages
+        if m.type == "file_upload" and m.payload["upload_type"] == "visualization"
+    ]
+    assert shown == ["samples/grad", "samples/grad"]
 
 
 @pytest.mark.slow
@@ -75,3 +81,16 @@ def test_crash_in_training_ends_the_experiment_as_failed(tmp_path: Path) -> None
     archive = _archive(archives)
     assert _status(archive) == "failed"
     assert len(_steps(archive, "train_loss")) == 3
+
+
+@pytest.mark.slow
+def test_experiment_left_open_is_ended_at_exit(tmp_path: Path) -> None:
+    """A script that ends after fit without finishing the run: at exit the experiment is
+    ended, and its archive holds every step and the status."""
+    archives = tmp_path / "archives"
+    logger = {"name": "comet", "online": False, "offline_directory": str(archives)}
+    report = run_training(tmp_path / "root", logger, "fit", "--at-exit")
+    assert report["outcome"] == "success"
+    archive = _archive(archives)
+    assert _status(archive) == "success"
+    assert len(_steps(archive, "train_loss")) == 16

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,13 @@ class WandbLogger(Logger):
 
     name = "wandb"
     capabilities = Capabilities(
-        hyperparams=True, metrics=True, text=True, artifacts=True, resume=True, offline=False
+        hyperparams=True,
+        metrics=True,
+        text=True,
+        images=True,
+        artifacts=True,
+        reattach=True,
+        experiment=True,
     )
 
     def __init__(
@@ -80,14 +87,8 @@ class WandbLogger(Logger):
         self.mode = resolve_mode(mode)
         self.dir = None if dir is None else Path(dir)
         self.log_checkpoints = log_checkpoints
-        self.capabilities = Capabilities(
-            hyperparams=True,
-            metrics=True,
-            text=True,
-            artifacts=True,
-            resume=True,
-            offline=self.mode != "online",
-        )
+        # capabilities per instance: the same class online is not offline
+        self.capabilities = replace(WandbLogger.capabilities, offline=self.mode != "online")
         #: the folder W&B writes under (``<root>/wandb``) and the W&B run id, once opened
         self.root: Path | None = None
         self.run_id: str | None = None
@@ -159,16 +160,15 @@ class WandbLogger(Logger):
         rows: dict[int, dict[str, float]] = {}
         seqs: dict[int, list[int]] = {}
         for r in records:
-            seq = getattr(r, "seq", 0)
-            if seq and (seq <= self._seq or seq in self._partial):
+            if r.seq and (r.seq <= self._seq or r.seq in self._partial):
                 continue
             if ("metric", r.name, r.step) not in self._held:
                 rows.setdefault(r.step, {})[r.name] = r.value
-                seqs.setdefault(r.step, []).append(seq)
+                seqs.setdefault(r.step, []).append(r.seq)
         for step, values in rows.items():
             self.experiment.log({**values, STEP_METRIC: step})
             self._partial.update(seqs[step])  # a retry after a failure skips these
-        self._seq = max([self._seq, *(getattr(r, "seq", 0) for r in records)])
+        self._seq = max([self._seq, *(r.seq for r in records)])
         self._partial.clear()
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:

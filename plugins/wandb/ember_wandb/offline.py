@@ -97,9 +97,14 @@ class OfflineRun:
     display_name: str = ""
     tags: list[str] = field(default_factory=list)
 
-    def run_files_dir(self) -> Path:
-        """The ``files/`` folder of the latest run directory (media live there)."""
-        return self.files[-1].parent / "files"
+    def media_file(self, path: str) -> Path:
+        """The file a media value's ``path`` names (``media/images/...``), looked up in
+        the ``files/`` folder of each run directory, newest first."""
+        for run_file in reversed(self.files):
+            candidate = run_file.parent / "files" / path
+            if candidate.exists():
+                return candidate
+        raise FileNotFoundError(f"{path} is in no run folder of W&B run {self.run_id}")
 
 
 def _set(target: dict[str, Any], item: Any) -> None:

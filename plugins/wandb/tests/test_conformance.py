@@ -13,6 +13,7 @@ from wandb_helpers import read_back
 
 class TestWandbOffline(LoggerConformance):
     provider_name = "wandb"
+    sdk_modules = ("wandb",)
 
     @pytest.fixture
     def make_logger(self, tmp_path: Path):
@@ -23,12 +24,6 @@ class TestWandbOffline(LoggerConformance):
     def read_back(self, logger: Logger, run: RunInfo) -> ReadBack:
         assert isinstance(logger, WandbLogger)
         return read_back(logger)
-
-    def test_resume_reattaches_without_duplicates(self, make_logger, ember_run_info) -> None:
-        pytest.skip(
-            "W&B cannot delete history rows past the resume step offline (its rewind, "
-            "resume_from, is a server feature): see test_resume_reattaches_same_run"
-        )
 
 
 class TestWandbOfflineInRunDir(TestWandbOffline):

@@ -44,6 +44,8 @@ def test_finalize_stops_wandb_core_and_home_stays_empty(
     run = _latest_run(wb)
     assert run.exit_code == 0
     assert len([row for row in run.history if "train_loss" in row]) == 16
+    shown = [row["samples/grad"] for row in run.history if "samples/grad" in row]
+    assert [(i["width"], i["height"]) for i in shown] == [(4, 3), (4, 3)]
 
 
 @pytest.mark.slow
@@ -96,3 +98,16 @@ def test_sigkill_of_training_leaves_no_wandb_core(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_run_left_open_is_finished_at_exit(tmp_path: Path) -> None:
+    """A script that ends after fit without finishing the run: at exit the W&B run is
+    finalized with everything in it, and the process ends."""
+    wb = tmp_path / "wb"
+    logger = {"name": "wandb", "mode": "offline", "dir": str(wb)}
+    report = run_training(tmp_path / "root", logger, "fit", "--at-exit")
+    assert report["outcome"] == "success"
+    run = _latest_run(wb)
+    assert run.exit_code == 0
+    assert len([row for row in run.history if "train_loss" in row]) == 16

@@ -39,6 +39,9 @@ def read_back(logger: WandbLogger) -> ReadBack:
                 back.metrics.append((key, int(step), float(value)))
             elif isinstance(value, str):
                 back.texts.append((key, None if step is None else int(step), value))
+            elif isinstance(value, dict) and value.get("_type") == "image-file":
+                data = run.media_file(value["path"]).read_bytes()
+                back.images.append((key, None if step is None else int(step), data))
     for key, value in run.summary.items():
         if isinstance(value, str) and key not in in_history:
             back.texts.append((key, None, value))
@@ -60,7 +63,7 @@ def images(logger: WandbLogger) -> list[tuple[str, int | None, bytes, dict]]:
     for row in run.history:
         for key, value in row.items():
             if isinstance(value, dict) and value.get("_type") == "image-file":
-                data = (run.run_files_dir() / value["path"]).read_bytes()
+                data = run.media_file(value["path"]).read_bytes()
                 found.append((key, row.get(STEP_METRIC), data, value))
     return found
 

@@ -1,15 +1,18 @@
 """A short real fit with one logger chosen by name, for the process and network tests.
 
     python train_with.py ROOT LOGGER_JSON MODE [--probe HOST] [--no-checkpoints]
-                         [--wait-child NAME]
+                         [--wait-child NAME] [--at-exit]
 
-MODE ``fit`` trains and prints a JSON report (outcome, child processes, threads left);
-``crash`` raises in ``training_step`` at step 3 and reports after the failed fit;
+The model logs ``train_loss`` every step and a 3x4 image ``samples/grad`` at the second
+batch of each epoch. MODE ``fit`` trains, finishes the run (``trainer.run.finish()``;
+with ``--at-exit`` the run is left to finish when the process exits) and prints a JSON
+report: the outcome, the child processes and the threads left. ``crash`` raises in
+``training_step`` at step 3 (which finalizes the loggers as failed) and reports.
 ``hang`` waits at step 3 until the process has a child named by ``--wait-child`` (a
-tracker's helper process), prints ``READY <children JSON>`` and sleeps (to be killed). With
-``EMBER_NET_AUDIT=FILE``, every Python-level network attempt to a non-loopback place is
-appended to FILE as a JSON line (an audit hook: ``socket.connect``, ``socket.sendto``,
-``socket.getaddrinfo``); ``--probe HOST`` tries one connection to HOST afterwards, to
+tracker's helper process), prints ``READY <children JSON>`` and sleeps (to be killed).
+With ``EMBER_NET_AUDIT=FILE``, every Python-level network attempt to a non-loopback place
+is appended to FILE as a JSON line (an audit hook: ``socket.connect``, ``socket.sendto``,
+``socket.getaddrinfo``); ``--probe HOST`` tries one connection to HOST after the fit, to
 show that the recording works. ``--no-checkpoints`` turns checkpointing off.
 """
 
@@ -90,6 +93,8 @@ def main() -> None:
             x, y = batch
             loss = F.cross_entropy(self.net(x), y)
             self.log("train_loss", loss)
+            if batch_idx == 1:  # a 3x4 gradient, once per epoch
+                self.log_image("samples/grad", torch.linspace(0, 1, 12).reshape(3, 4))
             return loss
 
         def configure_optimizers(self):
@@ -124,6 +129,9 @@ def main() -> None:
         trainer.fit(Tiny(), DataLoader(data, batch_size=8))
     except RuntimeError as exc:
         outcome = f"failed: {exc}"
+    else:
+        if "--at-exit" not in sys.argv:
+            trainer.run.finish()
     if "--probe" in sys.argv:
         probe = socket.socket()
         probe.settimeout(0.2)
