@@ -82,7 +82,7 @@ def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(tmp_path: Path) -> 
     listed = subprocess.run(
         [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
     )
-    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
     assert {"ember", "ember-wandb", "wandb", "torch"} <= names
     assert not {n for n in names if n.startswith("ember-") and n != "ember-wandb"}
     assert not {"comet-ml", "mlflow", "tensorboard", "lightning"} & names
