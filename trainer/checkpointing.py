@@ -128,9 +128,24 @@ class Checkpointing:
         t = self.trainer
         state = {**checkpoint_header(), **self.dump(weights_only)}
         if t.strategy.save_checkpoint(state, path):
-            t.tracking.record_artifact(path, "checkpoint", t.global_step, t.current_epoch)
+            metadata = {"epoch": t.current_epoch, **self._best_metadata(path)}
+            t.tracking.record_artifact(path, "checkpoint", t.global_step, metadata)
         if t.strategy.environment_ready:  # after teardown (a save after fit) no process waits
             t.strategy.barrier("save_checkpoint")
+
+    def _best_metadata(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """``best`` (with ``monitor`` and ``score``) when a checkpointer holds ``path`` as
+        its best so far, so that loggers can upload or alias only that one."""
+        for cb in self.trainer.checkpoint_callbacks:
+            best = getattr(cb, "best_model_path", "")
+            if best and os.path.abspath(best) == os.path.abspath(path):
+                score = getattr(cb, "best_model_score", None)
+                return {
+                    "best": True,
+                    "monitor": getattr(cb, "monitor", None),
+                    "score": None if score is None else float(score),
+                }
+        return {}
 
     # ------------------------------------------------------------------ restore
     def restore(self, ckpt_path: Any) -> None:

@@ -169,11 +169,11 @@ class TrackingSession:
         )
 
     def record_artifact(
-        self, path: str | os.PathLike[str], kind: str, step: int, epoch: int
+        self, path: str | os.PathLike[str], kind: str, step: int, metadata: dict[str, Any]
     ) -> None:
         """Record a file the run wrote (``kind``: ``"checkpoint"``) by reference."""
         if self.open:
-            self.run.log_artifact(path, kind, step=step, metadata={"epoch": epoch})
+            self.run.log_artifact(path, kind, step=step, metadata=metadata)
 
     def config(
         self,

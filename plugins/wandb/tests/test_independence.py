@@ -1,0 +1,101 @@
+"""ember-wandb installs and works on its own: a fresh virtual environment with ember and
+this plugin only (pip resolves wandb; torch is held at the installed version), then a
+short fit with the logger chosen by name, read back from the offline run file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PLUGIN = Path(__file__).resolve().parents[1]
+ROOT = PLUGIN.parents[1]
+
+FIT = """
+import json, sys
+from pathlib import Path
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from ember.hub import get_plugin_manager
+from ember.trainer import EmberModule, Trainer
+from ember_wandb.offline import read_offline_run
+
+class Model(EmberModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        loss = F.cross_entropy(self.net(batch[0]), batch[1])
+        self.log("loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+x = torch.randn(32, 4)
+trainer = Trainer(max_epochs=1, log_every_n_steps=1, default_root_dir=sys.argv[1],
+                  logger={"name": "wandb", "mode": "offline"}, enable_progress_bar=False,
+                  enable_model_summary=False, enable_checkpointing=False)
+trainer.fit(Model(), DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8))
+report = trainer.run.finish()
+run_file = next(Path(trainer.log_dir).glob("wandb/offline-run-*/run-*.wandb"))
+run = read_offline_run(run_file.parent.parent, run_file.stem[4:])
+print(json.dumps({
+    "complete": report.complete,
+    "steps": [row["trainer/global_step"] for row in run.history if "loss" in row],
+    "plugins": sorted({p.distribution for p in get_plugin_manager().plugins()}),
+}))
+"""
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Build from a copy, so that pip leaves nothing in the checkout."""
+    ignore = shutil.ignore_patterns(
+        ".venv", ".git", "plugins", "site", "build", "*.egg-info", "__pycache__", "tests"
+    )
+    shutil.copytree(src, dst, ignore=ignore)
+    return dst
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    constraint = tmp_path / "constraint.txt"
+    constraint.write_text(f"torch=={torch.__version__}\n")
+    sources = [_copy(ROOT, tmp_path / "src" / "ember"), _copy(PLUGIN, tmp_path / "src" / "wandb")]
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "-c", str(constraint), *map(str, sources)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
+    )
+    names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
+    assert {"ember", "ember-wandb", "wandb", "torch"} <= names
+    assert not {n for n in names if n.startswith("ember-") and n != "ember-wandb"}
+    assert not {"comet-ml", "mlflow", "tensorboard", "lightning"} & names
+
+    script = tmp_path / "fit.py"
+    script.write_text(FIT)
+    run = subprocess.run(
+        [python, str(script), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result == {"complete": True, "steps": [1, 2, 3, 4], "plugins": ["ember", "ember-wandb"]}
