@@ -234,6 +234,12 @@ class ProviderSpec:
             )
         if "\n" in self.description:
             raise ValueError(f"{type(self).__name__} {self.name!r}: description must be one line")
+        if "name" in self.options:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r}: an option cannot be called 'name', "
+                "because 'name' selects the provider in {'name': ...} mappings and run-file "
+                "tables; call it after what it names (run_name, experiment_name, ...)"
+            )
         object.__setattr__(self, "options", OptionsSchema(self.options))
 
     @property

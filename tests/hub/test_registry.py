@@ -98,6 +98,12 @@ def test_path_options_accept_os_pathlike(tmp_path: pathlib.Path) -> None:
         rec.validate_options({"save_dir": 3})
 
 
+def test_an_option_called_name_is_refused_because_name_selects_the_provider() -> None:
+    # {"name": "tb", "name": "exp"} cannot exist: such an option could never be set
+    with pytest.raises(ValueError, match=r"an option cannot be called 'name'.*run_name"):
+        LoggerSpec(name="tb", factory=dict, options={"name": Option("str")})
+
+
 def test_wrong_typed_secret_option_error_hides_the_value() -> None:
     rec = LoggerSpec(name="s", factory=dict, options={"api_key": Option("str", secret=True)})
     with pytest.raises(OptionsError) as err:

@@ -28,7 +28,7 @@ def ember_loggers() -> Iterator[LoggerSpec]:
                 "root of the TensorBoard folders (default: <run dir>/tensorboard); point "
                 "`tensorboard --logdir` at it",
             ),
-            "name": Option(
+            "experiment_name": Option(
                 "str",
                 None,
                 "sub-folder for this experiment (default: none when save_dir is "
@@ -37,7 +37,7 @@ def ember_loggers() -> Iterator[LoggerSpec]:
             "version": Option(
                 "str",
                 None,
-                "sub-folder for this run under name (default: the ember run id)",
+                "sub-folder for this run under experiment_name (default: the ember run id)",
             ),
             "flush_secs": Option(
                 "float",

@@ -62,14 +62,14 @@ class TensorBoardLogger(Logger):
     def __init__(
         self,
         save_dir: str | os.PathLike[str] | None = None,
-        name: str | None = None,
+        experiment_name: str | None = None,
         version: str | None = None,
         flush_secs: float = 120.0,
         log_graph: bool = False,
         default_hp_metric: bool = True,
     ) -> None:
         self.save_dir = None if save_dir is None else Path(save_dir)
-        self.experiment_name = name
+        self.experiment_name = experiment_name
         self.version = version
         self.flush_secs = float(flush_secs)
         self.log_graph = bool(log_graph)

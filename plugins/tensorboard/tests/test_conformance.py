@@ -97,7 +97,7 @@ class TestTensorBoardInRunDir(TestTensorBoardConformance):
 
 def test_folders_and_hp_metric(tmp_path: Path) -> None:
     ember_run_info = make_run_info(tmp_path / "runs")
-    logger = TensorBoardLogger(save_dir=tmp_path / "tb", name="exp", version="v1")
+    logger = TensorBoardLogger(save_dir=tmp_path / "tb", experiment_name="exp", version="v1")
     assert logger.open(ember_run_info) == str(tmp_path / "tb" / "exp" / "v1")
     logger.log_hyperparams({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}, "note": None})
     logger.finalize("success")

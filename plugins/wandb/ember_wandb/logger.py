@@ -60,7 +60,7 @@ class WandbLogger(Logger):
         self,
         project: str | None = None,
         entity: str | None = None,
-        name: str | None = None,
+        run_name: str | None = None,
         id: str | None = None,
         group: str | None = None,
         job_type: str | None = None,
@@ -81,7 +81,7 @@ class WandbLogger(Logger):
             )
         if tags is not None and not all(isinstance(t, str) for t in tags):
             raise TypeError(f"wandb logger: tags must be a list of strings, got {tags!r}")
-        self.project, self.entity, self.run_name, self.id = project, entity, name, id
+        self.project, self.entity, self.run_name, self.id = project, entity, run_name, id
         self.group, self.job_type, self.notes = group, job_type, notes
         self.tags = list(tags) if tags is not None else None
         self.mode = resolve_mode(mode)

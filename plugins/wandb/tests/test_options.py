@@ -34,7 +34,7 @@ def test_options_reach_the_run(tmp_path: Path) -> None:
         .create(
             mode="offline",
             dir=str(tmp_path / "wb"),
-            name="my-run",
+            run_name="my-run",
             tags=["a", "b"],
             notes="why this run",
             group="sweep-1",
