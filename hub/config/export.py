@@ -34,17 +34,16 @@ def spellings(spec: ProviderSpec) -> list[str]:
 
 
 def provider_entry(spec: ProviderSpec) -> dict[str, Any]:
-    """``{"name": ..., **options}`` for one provider. ``name`` always selects the
-    provider: an option that is itself called ``name`` cannot be given in this shape."""
+    """``{"name": ..., **options}`` for one provider (records refuse an option called
+    ``name``, so it always selects the provider)."""
     options = provider_fields(spec).json_schema()
     properties = {"name": {"enum": spellings(spec), "description": spec.description}}
-    properties.update({k: v for k, v in options.get("properties", {}).items() if k != "name"})
-    required = [k for k in options.get("required", []) if k != "name"]
+    properties.update(options.get("properties", {}))
     schema: dict[str, Any] = {
         "type": "object",
         "title": f"{spec.kind} {spec.name}",
         "properties": properties,
-        "required": ["name", *required],
+        "required": ["name", *options.get("required", [])],
         "additionalProperties": bool(spec.allow_extra_options),
     }
     if spec.distribution:

@@ -5,14 +5,12 @@ catalogue of bad run files."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 from bad_cases import CASES, Bad
 from config_helpers import DIGITS
-from ember.hub import LoggerSpec, Option, hookimpl
 from ember.hub.config import read_run_file
 from ember.hub.manager import get_plugin_manager
 
@@ -82,33 +80,3 @@ def test_schema_accepts_a_yaml_shaped_run(schema: dict) -> None:
         "data": {"train": {"class_path": "pkg.data.make_loader", "init_args": {"n": 3}}},
     }
     assert list(_validator(schema).iter_errors(run)) == []
-
-
-class _NamedOptionPlugin:
-    @hookimpl
-    def ember_loggers(self) -> Iterator[LoggerSpec]:
-        yield LoggerSpec(
-            name="named",
-            factory="ember.hub.tracking.csv_logger:CSVLogger",
-            options={"name": Option("str", description="a display name"), "x": Option("int")},
-        )
-
-
-def test_name_selects_the_provider_even_when_an_option_is_called_name(
-    fresh_plugins: None,
-) -> None:
-    """A tracker option called ``name`` must not turn the selector into a free string:
-    otherwise ``{"name": "csv"}`` would match that tracker too and every file be rejected."""
-    from ember.hub.config.export import run_file_schema
-    from ember.hub.config.validation import Engine, plugin_manager_for
-
-    get_plugin_manager().register(_NamedOptionPlugin(), "named")
-    schema = run_file_schema(plugin_manager_for(None, []), Engine.load())
-    entries = schema["properties"]["loggers"]["items"]["oneOf"]
-    named = next(e for e in entries if e.get("title") == "logger named")
-    assert named["properties"]["name"]["enum"] == ["named"]
-    validator = _validator(schema)
-    assert validator.is_valid({"model": {"class_path": "a.b:C"}, "loggers": [{"name": "csv"}]})
-    assert validator.is_valid(
-        {"model": {"class_path": "a.b:C"}, "loggers": [{"name": "named", "x": 1}]}
-    )
