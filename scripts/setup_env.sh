@@ -25,9 +25,15 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 
+# each plugin with its "test" extra (what its own tests need, e.g. a real `mlflow server`)
 plugins=()
 for p in "$root"/plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && plugins+=(-e "$p")
+  [ -f "$p/pyproject.toml" ] || continue
+  if grep -q '^test *=' "$p/pyproject.toml"; then
+    plugins+=(-e "${p%/}[test]")
+  else
+    plugins+=(-e "$p")
+  fi
 done
 
 # Skip the installs when nothing that decides them changed since the last successful run.

@@ -1257,10 +1257,24 @@ class Trainer:
     def _record_artifact(self, path: str | os.PathLike[str], kind: str) -> None:
         """Record a file the run wrote (``kind``: ``"checkpoint"``) by reference."""
         run = self._tracking
-        if run.enabled and run.report is None:
-            run.log_artifact(
-                path, kind, step=self.global_step, metadata={"epoch": self.current_epoch}
-            )
+        if not run.enabled or run.report is not None:
+            return
+        metadata: dict[str, Any] = {"epoch": self.current_epoch}
+        if kind == "checkpoint":
+            # trackers that keep only the best checkpoint (ember-mlflow's log_checkpoints)
+            # need to know; ModelCheckpoint updates best_model_path before it writes
+            full = os.path.abspath(os.fspath(path))
+            for cb in self.checkpoint_callbacks:
+                best = getattr(cb, "best_model_path", "")
+                if best and os.path.abspath(best) == full:
+                    metadata["best"] = True
+                    score = getattr(cb, "best_model_score", None)
+                    if getattr(cb, "monitor", None) and score is not None:
+                        metadata.update(monitor=cb.monitor, score=float(score))
+                    break
+            else:
+                metadata["best"] = False
+        run.log_artifact(path, kind, step=self.global_step, metadata=metadata)
 
     def _log_hparams(self, run: Run, params: dict[str, Any]) -> None:
         """Record the hyperparameters, once per run unless they changed."""
