@@ -46,3 +46,13 @@ def _pip_install_target(src: Path, target: Path) -> Path:
 def pip_install_target() -> Callable[[Path, Path], Path]:
     """``pip_install_target(src, target)``: really install a fixture distribution."""
     return _pip_install_target
+
+
+@pytest.fixture(autouse=True)
+def _finish_open_tracking_runs():
+    """A Trainer's run stays open after a stage (fit then test share it) until the
+    process exits; finish each test's runs when the test ends, while its files exist."""
+    yield
+    run_module = sys.modules.get("ember.hub.tracking.run")
+    if run_module is not None:
+        run_module.finish_open_runs()

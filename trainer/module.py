@@ -283,6 +283,32 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
                 batch_size,
             )
 
+    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
+        """Record an image (tensor or numpy array in HW, HWC or CHW layout, float in [0, 1]
+        or uint8; a PIL image; a matplotlib figure; an image file) at the current global
+        step: saved as a PNG in the run directory, delivered to loggers that take images.
+        See :meth:`ember.trainer.Trainer.log_image`."""
+        trainer = self._trainer
+        if trainer is None:
+            raise MisconfigurationError(
+                f"self.log_image({key!r}, ...) needs a trainer: call it while fit, validate "
+                "or test runs"
+            )
+        trainer.log_image(key, image, step=step)
+
+    @property
+    def logger(self) -> Any:
+        """The trainer's first logger handle (``None`` without a trainer or loggers);
+        ``self.logger.call(fn)`` runs ``fn`` against the tracker's own object."""
+        trainer = self._trainer
+        return None if trainer is None else trainer.logger
+
+    @property
+    def loggers(self) -> Any:
+        """The trainer's logger handles (empty without a trainer)."""
+        trainer = self._trainer
+        return () if trainer is None else trainer.loggers
+
     def _log_outside_message(self, name: str) -> str:
         trainer = self._trainer
         if trainer is not None and trainer.predicting:

@@ -20,7 +20,12 @@ import torch
 from ember.hub import Lifecycle, get_plugin_manager
 from ember.hub.records import normalize_name
 from ember.hub.tracking import DeliveryPolicy, DisabledRun, LoggerEntry, Run, resolve_loggers
-from ember.hub.tracking.run import LoggerArg
+from ember.hub.tracking.run import (
+    LoggerArg,
+    LoggerHandle,
+    LoggerHandles,
+    finish_when_collected,
+)
 from ember.trainer.accelerators import Accelerator
 from ember.trainer.callback import Callback
 from ember.trainer.checkpoint import (
@@ -1199,31 +1204,82 @@ class Trainer:
     # ================================================================== tracking
     @property
     def run(self) -> Run:
-        """The tracking run of the running or last entry point: ``dir``, ``id``, and
-        ``report`` once finished. A ``DisabledRun`` before the first run, with
-        ``logger=False`` or ``fast_dev_run``, and on every rank but zero."""
+        """The tracking run of this trainer: ``dir``, ``id``, ``flush()``, and ``report``
+        once finished. A ``DisabledRun`` before the first run, with ``logger=False`` or
+        ``fast_dev_run``, and on every rank but zero."""
         return self._tracking
+
+    @property
+    def loggers(self) -> LoggerHandles:
+        """A handle on each logger of the run, by position or label; ``call(fn)`` runs
+        ``fn`` against the tracker's own object (see docs/tracking.md)."""
+        return self._tracking.loggers
+
+    @property
+    def logger(self) -> LoggerHandle | None:
+        """The first logger's handle (``None`` without loggers), as in Lightning."""
+        handles = self._tracking.loggers
+        return handles[0] if handles else None
 
     def log_text(self, key: str, text: str, step: int | None = None) -> None:
         """Record a piece of text (generated samples, notes) in the run, at the current
         global step unless ``step`` is given; loggers that take text receive it."""
+        run = self._check_run_open(f"trainer.log_text({key!r}, ...)")
+        run.log_text(key, text, step=self.global_step if step is None else step)
+
+    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
+        """Record an image in the run, at the current global step unless ``step`` is given.
+
+        ``image``: a tensor or numpy array (HW, HWC or CHW; float in [0, 1] or uint8), a
+        PIL image, a matplotlib figure or an image file. It is saved as a PNG under the
+        run directory's ``images/`` and journaled; loggers that take images receive it.
+        Without a run (``logger=False``, ``fast_dev_run``, ranks but zero) it is dropped.
+        """
+        run = self._check_run_open(f"trainer.log_image({key!r}, ...)")
+        if not run.enabled:
+            return
+        from ember.hub.tracking.images import save_png
+        from ember.trainer.images import as_image
+
+        step = self.global_step if step is None else int(step)
+        folder = run.dir / "images" / _file_safe(key)
+        path = folder / f"step{step}.png"
+        n = 1
+        while path.exists():
+            n += 1
+            path = folder / f"step{step}-{n}.png"
+        width, height, channels = save_png(as_image(image), path)
+        run.log_image(
+            key, path, step=step, metadata={"width": width, "height": height, "channels": channels}
+        )
+
+    def _check_run_open(self, what: str) -> Run:
         run = self._tracking
         if run.report is not None:
             raise MisconfigurationError(
-                f"trainer.log_text({key!r}, ...) was called after the run {run.id} finished: "
-                "call it while fit, validate or test runs (from a hook or a step)"
+                f"{what} was called after the run {run.id} finished: call it while fit, "
+                "validate or test runs (from a hook or a step)"
             )
-        run.log_text(key, text, step=self.global_step if step is None else step)
+        return run
 
     def _start_run(self) -> None:
         """Open the entry point's run: the run of the checkpoint a fit resumes from, else
-        this trainer's previous run (fit then test write to one run), else a new one."""
+        this trainer's live run (fit then test: one run, one tracker run per logger),
+        else a continuation of its finished one, else a new one."""
         resume_from, self._resume_from = self._resume_from, None
         if self._logger_entries is None or self.fast_dev_run:
             return
+        stage = self._state.fn.value if self._state.fn is not None else "fit"
+        live = self._tracking
+        hparams = self._hparams_for_run()  # on every rank, so a clash stops them all alike
+        if resume_from is None and live.enabled and live.report is None:
+            live.begin_stage(stage)
+            self._log_hparams(live, hparams)
+            return
+        if live.enabled and live.report is None:  # resuming a checkpoint: re-open its run
+            self._finish_run(live.exit_status, final=True)
         ckpt_run, resume_step = resume_from if resume_from is not None else (None, None)
         identity = ckpt_run or self._run_identity
-        hparams = self._hparams_for_run()  # on every rank, so a clash stops them all alike
         run = Run.start(
             self.default_root_dir,
             self._logger_entries,
@@ -1238,19 +1294,28 @@ class Trainer:
         self._run_dir = self.strategy.broadcast(str(run.dir) if run.enabled else None, src=0)
         if not run.enabled:
             return
+        run.quiet_exit = True
+        finish_when_collected(self, run)
+        run.begin_stage(stage)
         self._run_identity = run.state_dict()
         self._log_hparams(run, hparams)
         if identity is None or ckpt_run is not None:
             self.print(self._run_header(run, resumed=identity is not None))
 
-    def _finish_run(self, outcome: str) -> None:
-        """Finish the entry point's run with ``outcome`` (waiting at most
-        ``logger_timeout`` for the loggers); print the report unless all was delivered."""
+    def _finish_run(self, outcome: str, *, final: bool = False) -> None:
+        """End the entry point's stage with ``outcome``, waiting at most ``logger_timeout``
+        for the loggers; print the report unless all was delivered. A success keeps the
+        tracker runs open for the next stage (they are finalized at exit, or when a fit
+        resumes another checkpoint); a failure or an interruption finalizes them now."""
         self._resume_from = None
         run = self._tracking
         if not run.enabled or run.report is not None:
             return
-        report = run.finish(outcome)
+        if outcome == "success" and not final:
+            stage = self._state.fn.value if self._state.fn is not None else "fit"
+            report = run.end_stage(stage, outcome)
+        else:
+            report = run.finish(outcome)
         if not report.complete:
             self.print(report)
 
@@ -1558,6 +1623,12 @@ def _restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     if "numpy" in state:
         sys.modules["numpy"].random.set_state(state["numpy"])
+
+
+def _file_safe(key: str) -> str:
+    """``key`` as one folder name: path separators and odd characters become ``_``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key)).strip(".")
+    return safe or "image"
 
 
 def _print_results(entry: str, metrics: list[dict[str, float]]) -> None:

@@ -271,6 +271,10 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         for t in data["texts"][-5:]:
             first = t["text"].splitlines()[0] if t["text"] else ""
             print(f"  step {t['step']}  {t['key']}: {first[:70]}")
+    if data["images"]:
+        print(f"\nimages ({len(data['images'])}, newest last)")
+        rows = [[i["key"], str(i["step"]), i["path"]] for i in data["images"][-5:]]
+        print(_indent(_table(["KEY", "STEP", "PATH"], rows)))
     if data["artifacts"]:
         print("\nartifacts")
         rows = [[a["kind"], a["name"], str(a["step"]), a["path"]] for a in data["artifacts"]]
@@ -354,6 +358,9 @@ def _show_data(reader: JournalReader) -> dict[str, Any]:
         "metrics": reader.metric_summary(),
         "texts": [
             {"key": r.name, "step": r.step, "text": r.data["text"]} for r in reader.records("text")
+        ],
+        "images": [
+            {"key": r.name, "step": r.step, "path": r.data["path"]} for r in reader.records("image")
         ],
         "artifacts": [
             {"name": r.name, "step": r.step, **r.data} for r in reader.records("artifact")

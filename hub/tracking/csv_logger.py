@@ -7,12 +7,15 @@ Files, in the run directory (or ``<save_dir>/<run id>/``):
   order of first appearance (wide, as Lightning writes it: opens in any spreadsheet);
   a metric missing at a step is an empty cell;
 * ``hparams.json``: the hyperparameters, nested as logged;
-* ``texts.csv`` (``step,key,text``) and ``artifacts.csv`` (``step,kind,name,path``);
+* ``texts.csv`` (``step,key,text``), ``images.csv`` (``step,key,path``) and
+  ``artifacts.csv`` (``step,kind,name,path``): references, not copies;
 * ``status.json``: the run's id, name and final status.
 
 A batch normally only appends rows. Metrics for the step written last (validation
 metrics arriving after the training metrics of the same step) rewrite that last row in
 place; a new metric name, or a step older than the last row, rewrites the file once.
+A batch delivered twice changes nothing: a metric row is keyed by its step, and a text,
+image or artifact row already in its file is not written again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ember.hub.tracking.logger import Capabilities, Logger, MetricRecord, RunInf
 METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.json"
 TEXTS_FILE = "texts.csv"
+IMAGES_FILE = "images.csv"
 ARTIFACTS_FILE = "artifacts.csv"
 STATUS_FILE = "status.json"
 
@@ -60,7 +64,14 @@ class CSVLogger(Logger):
 
     name = "csv"
     capabilities = Capabilities(
-        hyperparams=True, metrics=True, text=True, artifacts=True, resume=True, offline=True
+        hyperparams=True,
+        metrics=True,
+        text=True,
+        images=True,
+        artifacts=True,
+        reattach=True,
+        rewind=True,
+        offline=True,
     )
 
     def __init__(self, save_dir: str | os.PathLike[str] | None = None) -> None:
@@ -71,6 +82,8 @@ class CSVLogger(Logger):
         self._last_step: int | None = None
         self._last_row: dict[str, float] = {}
         self._last_offset = 0
+        #: per file, the (step, key) of the rows it holds: a re-delivered row is skipped
+        self._written: dict[str, set[tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ contract
     def open(self, run: RunInfo) -> str:
@@ -86,7 +99,7 @@ class CSVLogger(Logger):
         rows = self._read_metrics()
         if run.resumed and run.resume_step is not None:
             rows = {s: r for s, r in rows.items() if s <= run.resume_step}
-            for fname in (TEXTS_FILE, ARTIFACTS_FILE):
+            for fname in (TEXTS_FILE, IMAGES_FILE, ARTIFACTS_FILE):
                 self._trim_by_step(self.dir / fname, run.resume_step)
         self._rewrite(rows)
         return str(self.dir)
@@ -132,6 +145,14 @@ class CSVLogger(Logger):
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
         """Append a row to ``texts.csv``."""
         self._append(TEXTS_FILE, ("step", "key", "text"), ("" if step is None else step, key, text))
+
+    def log_image(
+        self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """Append a reference (not a copy) to ``images.csv``."""
+        self._append(
+            IMAGES_FILE, ("step", "key", "path"), ("" if step is None else step, key, path)
+        )
 
     def log_artifact(
         self,
@@ -203,12 +224,23 @@ class CSVLogger(Logger):
         _write_atomic(self._path(METRICS_FILE), out.getvalue())
 
     def _append(self, fname: str, header: Sequence[str], row: Sequence[Any]) -> None:
+        """Append ``row`` unless the file holds the same row already (re-delivered)."""
         path = self._path(fname)
+        written = self._written.get(fname)
+        if written is None:
+            written = self._written[fname] = set()
+            if path.exists():
+                with path.open(newline="", encoding="utf-8") as f:
+                    written.update(tuple(ln) for ln in list(csv.reader(f))[1:])
+        identity = tuple(str(v) for v in row)
+        if identity in written:
+            return
         data = _csv_line(row)
         if not path.exists():
             data = _csv_line(header) + data
         with path.open("ab") as f:
             f.write(data)
+        written.add(identity)
 
     def _trim_by_step(self, path: Path, resume_step: int) -> None:
         if not path.exists():
@@ -219,6 +251,7 @@ class CSVLogger(Logger):
             ln for ln in lines[1:] if ln and (ln[0] == "" or int(ln[0]) <= resume_step)
         ]
         _write_atomic(path, b"".join(_csv_line(ln) for ln in kept))
+        self._written.pop(path.name, None)
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -16,7 +16,9 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -78,7 +80,7 @@ class LoggerEntry:
 
     def supported_kinds(self) -> tuple[str, ...]:
         """The record kinds this logger takes."""
-        caps = type(self.logger).capabilities
+        caps = self.logger.capabilities
         return tuple(k for k in KINDS if getattr(caps, CAPABILITY_OF_KIND[k]))
 
 
@@ -120,6 +122,14 @@ class Worker(threading.Thread):
         #: (method, monotonic start) while a logger call is in progress
         self.in_call: tuple[str, float] | None = None
         self._status: str | None = None
+        #: escape-hatch calls waiting for the cursor: (run after this seq, fn, future)
+        self._calls: deque[tuple[int, Callable[[Any], Any], Future[Any]]] = deque()
+        self._calls_lock = threading.Lock()
+        self._calls_closed = False
+        #: flush requests asked for / answered (see :meth:`flush`)
+        self._flush_asked = 0
+        self._flush_done = 0
+        self._flushed = threading.Condition()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._abandoned = threading.Event()
@@ -128,6 +138,36 @@ class Worker(threading.Thread):
     def wake(self) -> None:
         """New records are in the journal."""
         self._wake.set()
+
+    def submit(self, after_seq: int, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run ``fn(logger.experiment)`` on this thread once every record up to
+        ``after_seq`` was delivered, before any later one; the future holds its result."""
+        future: Future[Any] = Future()
+        with self._calls_lock:
+            if self._calls_closed or self._stopping.is_set():
+                future.set_exception(
+                    RuntimeError(f"logger {self.entry.label!r} is not running ({self.state})")
+                )
+                return future
+            self._calls.append((after_seq, fn, future))
+        self._wake.set()
+        return future
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything in the journal now has been delivered (or the logger
+        stopped); False if ``timeout`` seconds passed first."""
+        with self._flushed:
+            self._flush_asked += 1
+            wanted = self._flush_asked
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            while self._flush_done < wanted and self.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._flushed.wait(min(left, 0.5))
+        return True
 
     def request_stop(self, status: str) -> None:
         """Deliver what is left, finalize the tracker run with ``status``, then exit."""
@@ -170,6 +210,7 @@ class Worker(threading.Thread):
                 self.sync_hint,
             )
         finally:
+            self._cancel_calls(f"logger {self.entry.label!r} stopped ({self.state})")
             self._save()
             if reader is not None:
                 reader.close()
@@ -182,30 +223,90 @@ class Worker(threading.Thread):
         self.state = "running"
         self._save()
         while True:
+            # read before fetching: whatever was logged before a stop or flush request
+            # is then visible to this fetch, so nothing is left behind
+            stopping = self._stopping.is_set()
+            with self._flushed:
+                asked = self._flush_asked
+            queued = len(self._calls)
             rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size)
             if rows:
                 self._deliver(rows)
                 continue
-            if self._stopping.is_set():
+            # everything up to the journal's end is delivered: the calls queued before the
+            # fetch have had every record logged before them
+            self._run_calls(queued)
+            with self._flushed:
+                self._flush_done = max(self._flush_done, asked)
+                self._flushed.notify_all()
+            if stopping:
                 break
             self._wake.wait()
             self._wake.clear()
             if self._abandoned.is_set():
                 raise _Quarantined
+        self._cancel_calls("the run finished")
         status = self._status or "success"
         self._call("finalize", lambda: self.entry.logger.finalize(status), 0)
         self.finalized = status
         self.state = "ok"
 
+    def _run_due(self, delivered_upto: int) -> None:
+        """Run the escape-hatch calls made when the journal ended at or before
+        ``delivered_upto`` (every record up to it was delivered)."""
+        n = 0
+        while n < len(self._calls) and self._calls[n][0] <= delivered_upto:
+            n += 1
+        self._run_calls(n)
+
+    def _run_calls(self, n: int) -> None:
+        """Run the first ``n`` queued escape-hatch calls, in order."""
+        for _ in range(n):
+            _, fn, future = self._calls.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(self.entry.logger.experiment)
+            except Exception as exc:  # the user's code: reported, never retried
+                log.warning(
+                    "ember: a call on logger %r's experiment raised %s: %s",
+                    self.entry.label,
+                    type(exc).__name__,
+                    self.redactor.text(str(exc)),
+                )
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def _cancel_calls(self, why: str) -> None:
+        with self._calls_lock:
+            self._calls_closed = True
+            left = list(self._calls)
+            self._calls.clear()
+        for _, _, future in left:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError(f"not run: {why}"))
+
     def _deliver(self, rows: Sequence[Row]) -> None:
-        """Hand ``rows`` over: consecutive metrics in one call, other records one by one."""
+        """Hand ``rows`` over: consecutive metrics in one call, other records one by one;
+        escape-hatch calls run between the records they were made between."""
         i = 0
         while i < len(rows):
+            if self._calls:
+                self._run_due(rows[i].seq - 1)
             if rows[i].kind == "metric":
                 j = i
-                while j < len(rows) and rows[j].kind == "metric":
+                # a pending call splits the batch at the point where it was made
+                limit = self._calls[0][0] if self._calls else None
+                while (
+                    j < len(rows)
+                    and rows[j].kind == "metric"
+                    and (limit is None or rows[j].seq <= limit)
+                ):
                     j += 1
-                records = [MetricRecord(r.name, r.value, r.step, r.wall_time) for r in rows[i:j]]
+                records = [
+                    MetricRecord(r.name, r.value, r.step, r.wall_time, r.seq) for r in rows[i:j]
+                ]
                 self._call("log_metrics", partial(self.entry.logger.log_metrics, records), j - i)
             else:
                 j = i + 1
@@ -223,15 +324,18 @@ class Worker(threading.Thread):
             self._call(
                 "log_text", lambda: logger.log_text(row.name, data["text"], step=row.step), 1
             )
+        elif row.kind == "image":
+            if not self._exists(data["path"], "image"):
+                return
+            self._call(
+                "log_image",
+                lambda: logger.log_image(
+                    row.name, data["path"], step=row.step, metadata=data.get("metadata") or {}
+                ),
+                1,
+            )
         elif row.kind == "artifact":
-            if not os.path.exists(data["path"]):
-                # a file deleted since it was logged would fail forever: skip, do not block
-                self.skipped += 1
-                log.warning(
-                    "ember: artifact %s no longer exists; not delivered to %r",
-                    data["path"],
-                    self.entry.label,
-                )
+            if not self._exists(data["path"], "artifact"):
                 return
             self._call(
                 "log_artifact",
@@ -244,6 +348,16 @@ class Worker(threading.Thread):
                 ),
                 1,
             )
+
+    def _exists(self, path: str, what: str) -> bool:
+        if os.path.exists(path):
+            return True
+        # a file deleted since it was logged would fail forever: skip, do not block
+        self.skipped += 1
+        log.warning(
+            "ember: %s %s no longer exists; not delivered to %r", what, path, self.entry.label
+        )
+        return False
 
     def _call(self, method: str, fn: Callable[[], Any], n_records: int) -> Any:
         """Call the logger, retrying with backoff; quarantine after repeated failures."""
@@ -304,6 +418,15 @@ class Worker(threading.Thread):
         )
 
     # ------------------------------------------------------------------ reporting
+    def _live_state(self) -> str:
+        """The state, with what a running worker is doing when a stage ends."""
+        if self.state != "running":
+            return self.state
+        call = self.in_call
+        if call is not None:
+            return f"running, in {call[0]} for {time.monotonic() - call[1]:.1f} s"
+        return "running, retrying" if self.error else "running"
+
     def report(self, reader: JournalReader, unsupported: Sequence[str] = ()) -> LoggerReport:
         """Delivered / pending / failed, counted from the journal."""
         return logger_report(
@@ -314,7 +437,7 @@ class Worker(threading.Thread):
             cursor=self.cursor,
             skipped=self.skipped,
             failed_batch=self.failed,
-            state=self.state,
+            state=self._live_state(),
             error=self.error,
             unsupported=tuple(unsupported),
             sync_command=self.sync_hint,

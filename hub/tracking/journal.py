@@ -4,7 +4,7 @@ One SQLite database per run directory (``journal.db``) in WAL mode with
 ``synchronous=NORMAL``; each flush is one transaction. Why SQLite: see
 docs/tracking.md, "Why the journal is SQLite". The journal holds the run's identity,
 its segments (one per start or resume), every record (hyperparameters, metrics, texts,
-artifact references) in one sequence, events (configuration, plugins, status) and one
+image and artifact references) in one sequence, events (configuration, plugins, status) and one
 delivery cursor per logger.
 
 Records are never updated or deleted. Resuming from a checkpoint at step ``S`` opens a
@@ -85,12 +85,13 @@ WHERE NOT EXISTS (
 """
 
 #: record kinds, in the order a report lists them
-KINDS: tuple[str, ...] = ("hparams", "metric", "text", "artifact")
+KINDS: tuple[str, ...] = ("hparams", "metric", "text", "image", "artifact")
 #: the Capabilities field that governs each record kind
 CAPABILITY_OF_KIND = {
     "hparams": "hyperparams",
     "metric": "metrics",
     "text": "text",
+    "image": "images",
     "artifact": "artifacts",
 }
 
@@ -253,6 +254,13 @@ class Journal:
                 (self.segment, kind, name, step, wall_time, payload),
             )
         self._dirty.set()
+
+    def last_seq(self) -> int:
+        """The sequence number of the newest record (0 when empty)."""
+        with self.lock:
+            self._check_open()
+            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+        return int(row[0])
 
     def event(self, type_: str, data: Any) -> None:
         """Append an event (``config``, ``plugins``, ``status``, ``warning``, ...)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 #: the statuses a run finishes with
 STATUSES: tuple[str, ...] = ("success", "failed", "interrupted")
@@ -20,22 +20,47 @@ STATUSES: tuple[str, ...] = ("success", "failed", "interrupted")
 class Capabilities:
     """What a logger supports, so the core warns once instead of dropping data silently.
 
-    ``resume``: :meth:`Logger.open` re-attaches to the tracker run named by
-    ``RunInfo.resume_ref``. ``offline``: the logger works without a network (a local file,
-    an offline mode), so it stays active when ember runs offline (``EMBER_OFFLINE=1``).
+    Record kinds: ``hyperparams``, ``metrics``, ``text``, ``images``, ``artifacts`` (a
+    logger takes a kind only when it declares it and overrides its ``log_*`` method).
+
+    ``reattach``: after a resume (or in ``ember sync``), :meth:`Logger.open` re-opens the
+    tracker run named by ``RunInfo.resume_ref`` instead of starting a new one.
+    ``rewind``: on such a re-attach, the logger deletes what it holds past
+    ``RunInfo.resume_step`` (MLflow and Comet cannot; their users see the superseded steps
+    next to the resumed ones). ``offline``: works without a network (a local file, an
+    offline mode), so it stays active under ``EMBER_OFFLINE=1``. ``experiment``: the logger
+    exposes the tracker's own object as :attr:`Logger.experiment`, for
+    ``trainer.loggers[name].call(fn)``.
+
+    ember reads capabilities from the logger instance (``logger.capabilities``): the class
+    attribute is the default, and ``__init__`` may replace it (MLflow on a local store is
+    offline, the same class on a server is not).
     """
 
     hyperparams: bool = False
     metrics: bool = True
     text: bool = False
+    images: bool = False
     artifacts: bool = False
-    resume: bool = False
+    reattach: bool = False
+    rewind: bool = False
     offline: bool = False
+    experiment: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rewind and not self.reattach:
+            raise ValueError(
+                "Capabilities(rewind=True) needs reattach=True: only a re-opened "
+                "tracker run can have steps to delete"
+            )
 
     def missing(self) -> list[str]:
         """Names of the record kinds this logger cannot take."""
-        kinds = ("hyperparams", "metrics", "text", "artifacts")
-        return [k for k in kinds if not getattr(self, k)]
+        return [k for k in RECORD_CAPABILITIES if not getattr(self, k)]
+
+
+#: the capabilities that name a kind of record
+RECORD_CAPABILITIES: tuple[str, ...] = ("hyperparams", "metrics", "text", "images", "artifacts")
 
 
 @dataclass(frozen=True)
@@ -43,11 +68,12 @@ class RunInfo:
     """The identity of the run a logger opens.
 
     ``id`` is ember's run id, stable across resumes; ``dir`` is the run directory (a
-    logger that writes local files may write there). When ``resumed`` is true,
-    ``resume_ref`` is what this logger's :meth:`Logger.open` returned the first time (the
-    tracker's own run id), and records with a step greater than ``resume_step`` that the
-    tracker already holds are superseded: a logger that can drop them should, so that no
-    step is counted twice.
+    logger that writes local files may write there). When ``resumed`` is true, the
+    logger declared ``reattach`` and ``resume_ref`` is what its :meth:`Logger.open`
+    returned the first time (the tracker's own run id): open that tracker run again.
+    ``resume_step`` is set when the run resumed from a checkpoint taken at that step:
+    records past it that the tracker already holds are superseded, and a logger that
+    declares ``rewind`` deletes them, so that no step is counted twice.
     """
 
     id: str
@@ -62,12 +88,18 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class MetricRecord:
-    """One scalar: ``name`` took ``value`` at training ``step``, at ``wall_time`` (epoch s)."""
+    """One scalar: ``name`` took ``value`` at training ``step``, at ``wall_time`` (epoch s).
+
+    ``seq`` is the record's position in the run journal: unique in the run, increasing in
+    delivery order, and the same when the record is delivered again (a retry, a resume,
+    ``ember sync``). 0 for a record that does not come from a journal.
+    """
 
     name: str
     value: float
     step: int
     wall_time: float
+    seq: int = 0
 
 
 class Logger:
@@ -76,12 +108,26 @@ class Logger:
     Subclasses set :attr:`capabilities` and implement :meth:`log_metrics` plus the method
     of every other capability they declare. A call that raises is retried with backoff and,
     after repeated failures, the logger is quarantined for the rest of the run; the records
-    stay in the run journal and ``ember sync`` delivers them later. Delivery is
-    at-least-once: after a crash, the batch that was in flight may be delivered again.
+    stay in the run journal and ``ember sync`` delivers them later.
+
+    **Lifecycle.** One logger object serves one tracker run: :meth:`open` once, then the
+    ``log_*`` calls, then :meth:`finalize` once, at the end of the Trainer's last stage
+    (``fit`` then ``test`` is one tracker run) or when the process exits.
+
+    **Re-delivery.** Delivery is at-least-once. A call that raised is repeated with the
+    same records; and when the process dies between a call and ember's note that it
+    succeeded, that batch is delivered again later (after a resume or by ``ember sync``)
+    to a logger that re-attached. A logger stores a record at most once: metrics are
+    identified by :attr:`MetricRecord.seq` within one logger object, and by ``(name,
+    step)`` across objects; texts and images by ``(key, step)``; artifacts by ``(name,
+    step)``. Either the tracker overwrites by that identity, or the logger skips records it
+    already holds (remembering the highest ``seq`` it wrote, and, after re-attaching,
+    asking the tracker what it holds).
     """
 
-    #: what this logger supports
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: what this logger supports; set it on the class, or on the instance in ``__init__``
+    #: when it depends on the options (read it as ``logger.capabilities``)
+    capabilities: Capabilities = Capabilities()
     #: short name used in reports and cursors when the logger is given as an object, not
     #: by provider name (a class or an instance attribute)
     name: str = ""
@@ -106,6 +152,13 @@ class Logger:
         """Record a piece of text under ``key``."""
         raise NotImplementedError(_undeclared(self, "text", "log_text"))
 
+    def log_image(
+        self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """Record the PNG file at ``path`` (stored by ember in the run directory) under
+        ``key``; ``metadata`` holds its ``width``, ``height`` and ``channels``."""
+        raise NotImplementedError(_undeclared(self, "images", "log_image"))
+
     def log_artifact(
         self,
         path: str,
@@ -118,6 +171,14 @@ class Logger:
         """Record the file or directory at ``path``; ``kind`` is e.g. ``checkpoint``."""
         raise NotImplementedError(_undeclared(self, "artifacts", "log_artifact"))
 
+    @property
+    def experiment(self) -> Any:
+        """The tracker's own object (a ``SummaryWriter``, an MLflow client and run id ...),
+        valid between :meth:`open` and :meth:`finalize`. Users reach it with
+        ``trainer.loggers[name].call(fn)``, which runs ``fn(experiment)`` on this logger's
+        worker thread; a logger that overrides this declares ``experiment=True``."""
+        raise NotImplementedError(_undeclared(self, "experiment", "experiment"))
+
     def finalize(self, status: str) -> None:
         """Close the tracker run with ``status``: ``success``, ``failed`` or ``interrupted``."""
 
@@ -126,7 +187,9 @@ _METHODS = {
     "hyperparams": "log_hyperparams",
     "metrics": "log_metrics",
     "text": "log_text",
+    "images": "log_image",
     "artifacts": "log_artifact",
+    "experiment": "experiment",
 }
 
 
@@ -144,7 +207,7 @@ def check_logger(logger: object, label: str) -> Logger:
             f"{label}: a logger must be an instance of ember.hub.Logger, got "
             f"{type(logger).__module__}.{type(logger).__qualname__}"
         )
-    caps = type(logger).capabilities
+    caps = logger.capabilities
     if not isinstance(caps, Capabilities):
         raise TypeError(
             f"{label}: {type(logger).__name__}.capabilities must be a "
@@ -155,7 +218,7 @@ def check_logger(logger: object, label: str) -> Logger:
         if getattr(caps, capability) and not overridden:
             raise TypeError(
                 f"{label}: {type(logger).__name__} declares {capability}=True but does not "
-                f"override {method}()"
+                f"override {method}"
             )
     return logger
 

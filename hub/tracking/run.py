@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from ember.hub.tracking.journal import (
 )
 from ember.hub.tracking.logger import (
     STATUSES,
+    Capabilities,
     Logger,
     MetricRecord,
     RunInfo,
@@ -171,11 +174,42 @@ _atexit_lock = threading.Lock()
 _atexit_registered = False
 
 
-def _finish_live_runs() -> None:
-    # a run the program forgot to finish (or could not, after an uncaught error)
-    for run in list(_live_runs):
-        with contextlib.suppress(Exception):
-            print(run.finish("failed"), file=sys.stderr)
+def finish_open_runs() -> None:
+    """Finish every run still open in this process, all at once (each within its own
+    deadline): a Trainer's, with its last stage's outcome, or one the program forgot to
+    finish, or could not after an uncaught error, as ``failed``. Runs at exit."""
+    threads = [
+        threading.Thread(target=finish_quietly, args=(run,), name="ember-finish-run")
+        for run in list(_live_runs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def finish_when_collected(owner: object, run: Run) -> None:
+    """Finish ``run`` (in a thread of its own) once ``owner``, a Trainer, is garbage
+    collected: its last stage is then certainly its last. Until then, or until exit,
+    the tracker runs stay open for further stages."""
+
+    def collected(run: Run = run) -> None:
+        if run.report is None:
+            threading.Thread(
+                target=finish_quietly, args=(run,), name="ember-finish-run", daemon=True
+            ).start()
+
+    weakref.finalize(owner, collected).atexit = False  # exit has finish_open_runs
+
+
+def finish_quietly(run: Run) -> None:
+    """Finish ``run`` with its :attr:`Run.exit_status`; print the report to stderr unless
+    the run is quiet and delivery complete. Never raises (it runs at exit and from a
+    garbage-collected Trainer)."""
+    with contextlib.suppress(Exception):
+        report = run.finish(run.exit_status)
+        if not (run.quiet_exit and report.complete):
+            print(report, file=sys.stderr)
 
 
 class Run:
@@ -208,6 +242,13 @@ class Run:
         self._policy = policy
         self._redactor = redactor
         self.report: Report | None = None
+        #: the status :func:`atexit` finishes the run with if it is still open then; the
+        #: Trainer sets it to the outcome of each stage (:meth:`end_stage`)
+        self.exit_status = "failed"
+        #: at exit, print the report only when delivery is incomplete
+        self.quiet_exit = False
+        self._kinds_seen: set[str] = {"metric"}
+        self._finishing = threading.Lock()
 
     # ------------------------------------------------------------------ starting
     @classmethod
@@ -250,6 +291,11 @@ class Run:
         now = time.time()
 
         if resume:
+            for live in list(_live_runs):
+                # the run is still open in this process (a fit that returned, then a resume
+                # from one of its checkpoints): finish it first, one writer per run
+                if live.info.id == resume.get("id"):
+                    live.finish(live.exit_status)
             journal, info = _reopen(Path(root_dir), resume, now)
         else:
             run_id = new_run_id(now)
@@ -339,25 +385,22 @@ class Run:
         workers: list[Worker] = []
         deferred: dict[str, str] = {}
         unsupported: dict[str, tuple[str, ...]] = {}
+        cannot_rewind: list[str] = []
         for entry in entries:
-            caps = type(entry.logger).capabilities
-            missing = tuple(cap for cap in CAPABILITY_OF_KIND.values() if not getattr(caps, cap))
-            unsupported[entry.key] = missing
-            if missing:
-                warnings.warn(
-                    f"logger {entry.label!r} does not support {', '.join(missing)}; those "
-                    "records are kept in the run journal only (see `ember runs show`)",
-                    TrackingWarning,
-                    stacklevel=3,
-                )
+            caps = entry.logger.capabilities
+            unsupported[entry.key] = tuple(
+                cap for cap in CAPABILITY_OF_KIND.values() if not getattr(caps, cap)
+            )
             hint = sync_command(info.dir, entry.provider or entry.label, entry.options)
             cursor = cursors.get(entry.key)
             logger_info, start_seq, skipped = info, 0, 0
-            if cursor is not None and caps.resume:
+            if cursor is not None and caps.reattach:
                 logger_info = replace(
                     info, resumed=True, resume_ref=cursor["tracker_ref"], resume_step=from_step
                 )
                 start_seq, skipped = cursor["seq"], cursor["skipped"]
+                if from_step is not None and not caps.rewind and start_seq:
+                    cannot_rewind.append(entry.label)
             elif cursor is not None:
                 warnings.warn(
                     f"logger {entry.label!r} cannot re-attach to its tracker run; it opens "
@@ -395,6 +438,16 @@ class Run:
                     sync_hint=hint,
                 )
             )
+        if cannot_rewind:
+            warnings.warn(
+                f"logger(s) {', '.join(map(repr, cannot_rewind))} cannot delete the steps "
+                f"after {from_step} that they received before this resume: there, those "
+                "steps appear twice (the values before and after the resume); the journal, "
+                "`ember runs` and the loggers that can rewind show only the resumed ones",
+                TrackingWarning,
+                stacklevel=3,
+            )
+            journal.event("warning", {"cannot_rewind": cannot_rewind, "step": from_step})
         run = cls(
             journal=journal,
             info=info,
@@ -495,10 +548,50 @@ class Run:
         label = self._redactor.text(name or os.path.basename(full))
         self._append("artifact", label, step, data)
 
+    def log_image(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        step: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the PNG file at ``path`` under ``key`` (by reference, like an artifact:
+        keep it where it is; ``trainer.log_image`` stores it in the run directory)."""
+        data = {
+            "path": self._redactor.text(os.path.abspath(os.fspath(path))),
+            "metadata": self._redactor.data(_plain(metadata or {})),
+        }
+        self._append("image", self._redactor.text(str(key)), step, data)
+
+    @property
+    def loggers(self) -> LoggerHandles:
+        """A handle on each logger of the run, by position or by label
+        (``run.loggers["tensorboard"].call(fn)``)."""
+        workers = {w.entry.key: w for w in self._workers}
+        return LoggerHandles(
+            LoggerHandle(e, workers.get(e.key), self._journal) for e in self._entries
+        )
+
     def _append(self, kind: str, name: str, step: int | None, data: Any) -> None:
+        if kind not in self._kinds_seen:
+            self._kinds_seen.add(kind)
+            self._warn_unsupported(kind)
         self._journal.append(kind, name, step, time.time(), data)
         for w in self._workers:
             w.wake()
+
+    def _warn_unsupported(self, kind: str) -> None:
+        """Once per kind, when the run first logs it: name the loggers that cannot take it."""
+        capability = CAPABILITY_OF_KIND[kind]
+        for entry in self._entries:
+            if capability in self._unsupported.get(entry.key, ()):
+                warnings.warn(
+                    f"logger {entry.label!r} does not support {capability}; those records "
+                    "are kept in the run journal only (see `ember runs show`)",
+                    TrackingWarning,
+                    stacklevel=4,
+                )
 
     def rewind(self, step: int) -> None:
         """Supersede every record logged after ``step`` (resume from a checkpoint there).
@@ -510,23 +603,59 @@ class Run:
         self._journal.begin_segment(int(step), os.getpid(), socket.gethostname())
         self._journal.event("rewind", {"step": int(step)})
 
+    # ------------------------------------------------------------------ stages
+    def flush(self, timeout: float | None = None) -> Report:
+        """Wait (at most ``timeout`` s in all, default the policy's ``finalize_timeout``)
+        until every logger holds what was logged so far; return where they stand. The
+        tracker runs stay open."""
+        if self.report is not None:
+            return self.report
+        timeout = self._policy.finalize_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            w.flush(max(0.0, deadline - time.monotonic()))
+        with JournalReader(self._journal.path) as reader:
+            return self._build_report(reader, "running")
+
+    def begin_stage(self, stage: str) -> None:
+        """A Trainer stage (``fit``, ``validate``, ``test``) starts in this run."""
+        self._journal.event("stage", {"stage": stage})
+        self._journal.event("status", {"status": "running"})
+
+    def end_stage(self, stage: str, outcome: str, *, timeout: float | None = None) -> Report:
+        """A stage ended with ``outcome``: recorded, and delivered within ``timeout``.
+
+        The tracker runs stay open for the next stage; they are finalized once, by
+        :meth:`finish`, or at exit with the last stage's outcome (:attr:`exit_status`).
+        """
+        if outcome not in STATUSES:
+            raise ValueError(f"outcome must be one of {', '.join(STATUSES)}; got {outcome!r}")
+        self._journal.event("stage_end", {"stage": stage, "outcome": outcome})
+        self._journal.event("status", {"status": outcome})
+        self.exit_status = outcome
+        return self.flush(timeout)
+
     # ------------------------------------------------------------------ finishing
     def finish(self, status: str = "success", *, timeout: float | None = None) -> Report:
         """Record the final status, let each logger deliver and finalize within
         ``timeout`` seconds (default: the policy's ``finalize_timeout``), close the
         journal and return the report. Calling it again returns the same report."""
-        if self.report is not None:
-            return self.report
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+        with self._finishing:  # at exit, a collected Trainer's thread and the main one
+            if self.report is None:
+                self.report = self._finish(status, timeout)
+        return self.report
+
+    def _finish(self, status: str, timeout: float | None) -> Report:
         self._journal.event("status", {"status": status})
         timeout = self._policy.finalize_timeout if timeout is None else timeout
         finish_workers(self._workers, status, timeout)
         with JournalReader(self._journal.path) as reader:
-            self.report = self._build_report(reader, status)
+            report = self._build_report(reader, status)
         self._journal.close()
         _live_runs.discard(self)
-        return self.report
+        return report
 
     def _build_report(self, reader: JournalReader, status: str) -> Report:
         loggers: list[LoggerReport] = []
@@ -591,6 +720,8 @@ class DisabledRun(Run):
     def __init__(self) -> None:
         self.info = RunInfo(id="", name="", dir="", started_at=time.time())
         self.report = None
+        self.exit_status = "failed"
+        self.quiet_exit = True
 
     @property
     def id(self) -> str:
@@ -631,8 +762,34 @@ class DisabledRun(Run):
     ) -> None:
         """Nothing is recorded."""
 
+    def log_image(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        step: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Nothing is recorded."""
+
+    @property
+    def loggers(self) -> LoggerHandles:
+        """None: a disabled run has no loggers."""
+        return LoggerHandles(())
+
     def rewind(self, step: int) -> None:
         """Nothing to rewind."""
+
+    def flush(self, timeout: float | None = None) -> Report:
+        """An empty report."""
+        return Report(run_id=None, run_name=None, run_dir=None, status="running")
+
+    def begin_stage(self, stage: str) -> None:
+        """Nothing is recorded."""
+
+    def end_stage(self, stage: str, outcome: str, *, timeout: float | None = None) -> Report:
+        """An empty report."""
+        return self.flush(timeout)
 
     def finish(self, status: str = "success", *, timeout: float | None = None) -> Report:
         """An empty report."""
@@ -640,6 +797,80 @@ class DisabledRun(Run):
             raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
         self.report = Report(run_id=None, run_name=None, run_dir=None, status=status)
         return self.report
+
+
+class LoggerHandle:
+    """The user's handle on one logger of a live run: its label, its capabilities, and
+    :meth:`call`, the escape hatch to the tracker's own object."""
+
+    def __init__(self, entry: LoggerEntry, worker: Worker | None, journal: Journal) -> None:
+        self._entry = entry
+        self._worker = worker
+        self._journal = journal
+
+    @property
+    def name(self) -> str:
+        """The logger's label (its provider name, ``#2`` for a second one of a kind)."""
+        return self._entry.label
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the logger declared."""
+        return self._entry.logger.capabilities
+
+    @property
+    def logger(self) -> Logger:
+        """The logger object, for its own plugin's hooks (which logger options were given);
+        its tracker methods run on the worker thread only: use :meth:`call`."""
+        return self._entry.logger
+
+    def call(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run ``fn(experiment)`` against the tracker's own object on the logger's worker
+        thread, after every record logged before this call and before any logged after.
+
+        Returns a future with ``fn``'s result (or its exception; a call is never retried).
+        The call is not journaled, since a callable cannot be replayed: ``ember sync`` and a
+        logger that fell behind and was quarantined never run it. Copy tensors you pass in
+        (``t.detach().cpu().clone()``): ``fn`` runs later, on another thread.
+        """
+        caps = self.capabilities
+        if not caps.experiment:
+            raise TypeError(
+                f"logger {self.name!r} ({type(self._entry.logger).__name__}) has no experiment "
+                "object to call (it does not declare Capabilities(experiment=True))"
+            )
+        worker = self._worker
+        if worker is None:
+            raise RuntimeError(
+                f"logger {self.name!r} is not delivering in this process (offline or "
+                "idle): its experiment object does not exist"
+            )
+        if not worker.is_alive():
+            raise RuntimeError(f"logger {self.name!r} is not running ({worker.state})")
+        try:
+            after = self._journal.last_seq()
+        except JournalError:
+            raise RuntimeError(f"logger {self.name!r} is not running (the run finished)") from None
+        return worker.submit(after, fn)
+
+    def __repr__(self) -> str:
+        return f"<LoggerHandle {self.name!r}>"
+
+
+class LoggerHandles(tuple[LoggerHandle, ...]):
+    """The run's logger handles: index by position, or by label (``handles["csv"]``)."""
+
+    def __new__(cls, handles: Iterable[LoggerHandle]) -> LoggerHandles:
+        return super().__new__(cls, handles)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for handle in self:
+                if handle.name == key:
+                    return handle
+            names = ", ".join(h.name for h in self) or "none"
+            raise KeyError(f"no logger {key!r} in this run (its loggers: {names})")
+        return super().__getitem__(key)
 
 
 def _reopen(root_dir: Path, resume: Mapping[str, Any], now: float) -> tuple[Journal, RunInfo]:
@@ -698,5 +929,5 @@ def _track(run: Run) -> None:
     _live_runs.add(run)
     with _atexit_lock:
         if not _atexit_registered:
-            atexit.register(_finish_live_runs)
+            atexit.register(finish_open_runs)
             _atexit_registered = True

@@ -179,9 +179,9 @@ def sync(
         info = RunInfo(
             id=reader.id, name=reader.name, dir=str(run_dir), started_at=reader.created_at
         )
-    caps = type(entry.logger).capabilities
+    caps = entry.logger.capabilities
     start_seq = skipped = 0
-    if cursor is not None and caps.resume:
+    if cursor is not None and caps.reattach:
         info = replace(info, resumed=True, resume_ref=cursor["tracker_ref"])
         start_seq, skipped = cursor["seq"], cursor["skipped"]
     hint = sync_command(run_dir, entry.provider or entry.label, entry.options)

@@ -42,7 +42,9 @@ def test_did_you_mean_lists_installed() -> None:
     pm = _manager(_plugin(LoggerSpec(name="tracker_one", factory=dict)))
     with pytest.raises(UnknownProviderError) as err:
         pm.get("logger", "tracker_on")
-    assert str(err.value) == (
+    # installed plugin distributions (ember-tensorboard ...) are listed after this, as
+    # blocked: autoload is off here
+    assert str(err.value).startswith(
         "no logger named 'tracker_on'. Did you mean 'tracker_one'? "
         "Installed logger providers: csv, tracker_one."
     )

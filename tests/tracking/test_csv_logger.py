@@ -29,6 +29,13 @@ def read_csv_logger(directory: Path) -> ReadBack:
                 (r["key"], int(r["step"]) if r["step"] else None, r["text"])
                 for r in csv.DictReader(f)
             ]
+    images = directory / "images.csv"
+    if images.exists():
+        with images.open(newline="") as f:
+            back.images = [
+                (r["key"], int(r["step"]) if r["step"] else None, Path(r["path"]).read_bytes())
+                for r in csv.DictReader(f)
+            ]
     artifacts = directory / "artifacts.csv"
     if artifacts.exists():
         with artifacts.open(newline="") as f:

@@ -59,17 +59,11 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = Run.start(root, loggers=list(loggers.values()), policy=POLICY, name="faults")
-    # one warning per logger that cannot take artifacts, none for the recorder
-    assert sorted(str(w.message).split("'")[1] for w in caught) == [
-        "faulty_hang",
-        "faulty_intermittent",
-        "faulty_raise",
-        "faulty_sleep",
-    ]
-    assert all(w.category is TrackingWarning for w in caught)
-    t0 = time.perf_counter()
-    flush_times = _train(run)
-    loop_time = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        flush_times = _train(run)
+        loop_time = time.perf_counter() - t0
+    # the faulty loggers lack artifacts and images, but this run logs neither: no warning
+    assert [w for w in caught if w.category is TrackingWarning] == []
     t0 = time.perf_counter()
     report = run.finish("success")
     finish_time = time.perf_counter() - t0

@@ -119,7 +119,7 @@ def test_only_rank_zero_holds_the_journal(tmp_path: Path, monkeypatch: pytest.Mo
 class OnlineOnly(RecorderLogger):
     name = "online_only"
     capabilities = Capabilities(
-        hyperparams=True, metrics=True, text=True, artifacts=True, resume=True, offline=False
+        hyperparams=True, metrics=True, text=True, artifacts=True, reattach=True, offline=False
     )
 
 

@@ -12,7 +12,6 @@ from ember.hub.tracking import (
     JournalReader,
     Redactor,
     Run,
-    TrackingWarning,
     redact_config,
 )
 from ember_fixture_trackers.loggers import FaultyLogger
@@ -51,15 +50,14 @@ def test_secrets_never_reach_files_trackers_or_logs(
         "env_copy": f"key={ENV_SECRET}",
         "db": {"password": KEY_NAMED},
     }
-    with pytest.warns(TrackingWarning, match="'faulty_raise' does not support artifacts"):
-        run = Run.start(
-            tmp_path,
-            loggers=loggers,
-            config=config,
-            name=f"run-{ENV_SECRET}",
-            policy=DeliveryPolicy(backoff=0.01, max_attempts=2),
-            plugin_manager=plugin_manager,
-        )
+    run = Run.start(
+        tmp_path,
+        loggers=loggers,
+        config=config,
+        name=f"run-{ENV_SECRET}",
+        policy=DeliveryPolicy(backoff=0.01, max_attempts=2),
+        plugin_manager=plugin_manager,
+    )
     run.log_hyperparams({"api_key": KEY_NAMED, "note": f"uses {ENV_SECRET}", "lr": 0.1})
     run.log_metrics({"loss": 0.5, f"m_{OPTION_SECRET}": 1.0}, step=1)
     run.log_text("cmd", f"curl -H 'Authorization: {OPTION_SECRET}'", step=1)

@@ -144,13 +144,18 @@ def test_default_logger_writes_the_journal_and_metrics_csv(tmp_path: Path, capsy
         assert config["model"]["class_path"].endswith("Classifier")
         plugins = reader.last_event("plugins")["data"]
         assert any(p["distribution"] == "ember" and p["version"] for p in plugins)
-    assert trainer.run.report is not None and trainer.run.report.complete
+    # after fit, everything is delivered; the tracker runs stay open for later stages
+    assert trainer.run.report is None and trainer.run.flush().complete
+    assert not (run_dir / "status.json").exists()
 
     # a later entry point of the same trainer continues the same run
     trainer.test(model, loader(16, seed=2), verbose=False)
     assert trainer.log_dir == str(run_dir)
     assert csv_rows(run_dir / "metrics.csv")[-1]["test_loss"] != ""
     assert capsys.readouterr().out == ""  # no second header, nothing left undelivered
+    report = trainer.run.finish(trainer.run.exit_status)
+    assert report.status == "success" and report.complete
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "success"
 
 
 def test_hyperparameters_merge_with_the_datamodules_or_clash(tmp_path: Path) -> None:
@@ -199,6 +204,7 @@ def test_a_list_of_loggers_each_receive_everything(tmp_path: Path) -> None:
         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt")],
     )
     trainer.fit(model, loader())
+    trainer.run.finish("success")
     with pytest.raises(MisconfigurationError, match=r"after the run .* finished"):
         trainer.log_text("samples", "too late")
 
@@ -270,16 +276,20 @@ def test_faulty_trackers_neither_slow_nor_break_fit_and_sync_completes(
     model = Classifier()
     trainer = quiet(tmp_path, max_epochs=1, logger=faulty, logger_timeout=0.5)
     start = time.monotonic()
-    with pytest.warns(TrackingWarning, match="does not support artifacts"):
-        trainer.fit(model, data)
+    trainer.fit(model, data)
     elapsed = time.monotonic() - start
     # no waiting on the trackers during training; at the end, at most the deadline
     assert elapsed < baseline + 0.5 + 1.0, (elapsed, baseline)
+    # the end of fit waited at most the deadline, then printed where each logger stands
+    stage_end = capsys.readouterr().out
+    assert "complete delivery with:" in stage_end and "faulty_hang" in stage_end
 
     run_dir = trainer.log_dir
     for name in ("loss", "acc"):
         assert journal_series(run_dir, name) == model.series(name)  # 100% in the journal
-    report = trainer.run.report
+    start = time.monotonic()
+    report = trainer.run.finish("success")
+    assert time.monotonic() - start < 0.5 + 1.0  # finalizing waits at most the deadline too
     assert report.status == "success"
     with JournalReader(run_dir) as reader:
         counts = reader.counts_by_kind()
@@ -291,9 +301,7 @@ def test_faulty_trackers_neither_slow_nor_break_fit_and_sync_completes(
     assert by_label["faulty_raise"].state in ("timed out", "quarantined")
     assert by_label["faulty_hang"].state.startswith("hung in log_metrics")
     assert by_label["faulty_hang"].pending > 0
-    out = capsys.readouterr().out
-    assert str(report) in out and "complete delivery with:" in out
-    assert by_label["faulty_hang"].sync_command in out
+    assert by_label["faulty_hang"].sync_command in stage_end
 
     # afterwards, the journal delivers everything to a healthy logger, exactly once
     first = run_ember("sync", run_dir, "--to", "csv")
@@ -408,7 +416,10 @@ def test_resume_continues_the_run_and_supersedes_later_records(tmp_path: Path, c
     recorder = RecorderLogger(str(tmp_path / "recorder.jsonl"))
     second = trainer_with(recorder)
     model = Classifier()
-    second.fit(model, loader(), ckpt_path=str(ckpt))  # steps 9..12 again
+    with pytest.warns(TrackingWarning, match="'recorder' cannot delete the steps after 8"):
+        second.fit(model, loader(), ckpt_path=str(ckpt))  # steps 9..12 again
+    # the first trainer's run was still open in this process: finished, once
+    assert first.run.report is not None and first.run.report.status == "success"
 
     assert second.log_dir == run_dir and second.run.id == first.run.id
     assert f"ember resumed run {first.run.id}" in capsys.readouterr().out
