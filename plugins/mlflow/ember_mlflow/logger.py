@@ -11,7 +11,13 @@ Where things go in the MLflow run:
   Pillow and numpy are installed, otherwise the PNG as ``images/<key>/step_<step>.png``;
 * artifacts: ``checkpoints/<name>`` for checkpoints (filtered by ``log_checkpoints``),
   ``<kind>/<name>`` for everything else;
-* the final status: FINISHED, FAILED or KILLED; tags ``ember.run_id`` and ``ember.run_dir``.
+* the final status: FINISHED, FAILED or KILLED; tags ``ember.run_id`` and ``ember.run_dir``;
+  ``ember.seq``, the journal position of the last metric written (how a re-attached logger
+  skips a batch MLflow already holds).
+
+MLflow cannot delete metric steps: after resuming from a checkpoint, the steps past it
+that MLflow already held stay next to the resumed ones (``rewind=False``), and the run
+gets the tag ``ember.resumed_from_step``.
 
 MLflow is imported in :meth:`MLflowLogger.open`, never when the plugin is discovered.
 """
@@ -25,6 +31,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -43,6 +50,8 @@ DEFAULT_DB = "mlflow.db"
 #: where the default store (and any SQLite store without ``artifact_location``) keeps
 #: artifacts: a folder next to the database file, not MLflow's ``./mlruns`` in the cwd
 ARTIFACTS_DIR = "mlflow-artifacts"
+#: the tag holding the journal position (``MetricRecord.seq``) of the last metric written
+SEQ_TAG = "ember.seq"
 #: MLflow's own HTTP retries (7, exponential backoff: minutes per call) stack on ember's;
 #: ember retries and then leaves the rest to ``ember sync``, so a call may give up sooner
 HTTP_RETRIES = "2"
@@ -54,6 +63,18 @@ MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
 _NOT_IN_NAME = re.compile(r"[^/\w.\- :]")
 _NOT_IN_IMAGE_KEY = re.compile(r"[^a-zA-Z0-9_\-./ ]")
+
+
+@dataclass(frozen=True)
+class MlflowRun:
+    """What ``trainer.loggers["mlflow"].call(fn)`` hands to ``fn``: the logger's
+    ``MlflowClient`` and the ids of its run, e.g.
+    ``lambda mlf: mlf.client.log_figure(mlf.run_id, figure, "plots/roc.png")``."""
+
+    client: MlflowClient
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
 
 
 class MLflowLogger(Logger):
@@ -73,7 +94,15 @@ class MLflowLogger(Logger):
     name = "mlflow"
     #: the class-level declaration; an instance on a local store declares ``offline=True``
     capabilities = Capabilities(
-        hyperparams=True, metrics=True, text=True, artifacts=True, resume=True, offline=False
+        hyperparams=True,
+        metrics=True,
+        text=True,
+        images=True,
+        artifacts=True,
+        reattach=True,
+        rewind=False,
+        offline=False,
+        experiment=True,
     )
 
     def __init__(
@@ -108,17 +137,20 @@ class MLflowLogger(Logger):
             **{**type(self).capabilities.__dict__, "offline": _is_local(tracking_uri)}
         )
         self._client: MlflowClient | None = None
+        self._run: MlflowRun | None = None
+        self._seq = 0
+        self._images: set[tuple[str, int]] | None = None
         self._params: dict[str, str] = {}
         self._hparams: dict[str, Any] = {}
         self._renamed: set[str] = set()
 
     # ------------------------------------------------------------------ the tracker
     @property
-    def experiment(self) -> MlflowClient:
-        """The ``MlflowClient`` this logger writes with (use it with :attr:`run_id`)."""
-        if self._client is None:
+    def experiment(self) -> MlflowRun:
+        """The ``MlflowClient`` this logger writes with, and its run's ids."""
+        if self._run is None:
             raise RuntimeError("the MLflow logger is not open yet: it opens when the run starts")
-        return self._client
+        return self._run
 
     # ------------------------------------------------------------------ contract
     def open(self, run: RunInfo) -> str:
@@ -139,9 +171,13 @@ class MLflowLogger(Logger):
                 client.update_run(attach, status="RUNNING")
             self.run_id = attach
             self._params = dict(found.data.params)
+            if found.data.tags.get("ember.run_id") == run.id:
+                # the journal positions are this run's: skip what MLflow already holds
+                self._seq = int(found.data.tags.get(SEQ_TAG, "0"))
             if run.resumed and run.resume_step is not None:
                 # MLflow cannot delete the steps past the checkpoint: mark where they end
                 client.set_tag(attach, "ember.resumed_from_step", str(run.resume_step))
+            experiment_id = found.info.experiment_id
         else:
             experiment_id = self._experiment_id(client, uri)
             tags = {**self.tags, "ember.run_id": run.id, "ember.run_dir": run.dir}
@@ -151,13 +187,14 @@ class MLflowLogger(Logger):
             self.run_id = created.info.run_id
             self._params = {}
         self._client = client
+        self._run = MlflowRun(client, self.run_id, experiment_id, uri)
         return self.run_id
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
         """Log flattened params (MLflow keeps a param's first value) and ``hparams.json``."""
         from mlflow.entities import Param
 
-        client, run_id = self.experiment, self._run_id()
+        client, run_id = self._open_client(), self._run_id()
         _merge(self._hparams, params)
         new: list[Param] = []
         changed: list[str] = []
@@ -180,37 +217,52 @@ class MLflowLogger(Logger):
             )
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
-        """Log ``records`` with ``log_batch``, at most 1000 metrics per request."""
-        from mlflow.entities import Metric
+        """Log ``records`` with ``log_batch``, at most 1000 metrics per request.
 
-        client, run_id = self.experiment, self._run_id()
-        metrics = [
-            Metric(
-                self._key(self.prefix + r.name),
-                float(r.value),
-                int(r.wall_time * 1000),
-                int(r.step),
-            )
-            for r in records
-        ]
-        for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
+        A record whose journal position (``seq``) this run already holds is skipped: the
+        tag ``ember.seq``, written after the metrics of each request, says how far MLflow
+        got. (MLflow's SQL stores would also ignore the exact same metric twice.)
+        """
+        from mlflow.entities import Metric, RunTag
+
+        client, run_id = self._open_client(), self._run_id()
+        fresh = [r for r in records if not r.seq or r.seq > self._seq]
+        for i in range(0, len(fresh), MAX_METRICS_PER_BATCH):
+            chunk = fresh[i : i + MAX_METRICS_PER_BATCH]
+            metrics = [
+                Metric(
+                    self._key(self.prefix + r.name),
+                    float(r.value),
+                    int(r.wall_time * 1000),
+                    int(r.step),
+                )
+                for r in chunk
+            ]
+            seq = max(r.seq for r in chunk)
+            tags = [RunTag(SEQ_TAG, str(seq))] if seq > self._seq else []
+            client.log_batch(run_id, metrics=metrics, tags=tags)
+            self._seq = max(self._seq, seq)
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
         """Store ``text`` as the artifact ``text/<key>/step_<step>.txt``."""
-        self.experiment.log_text(self._run_id(), text, text_artifact(self._key(key), step))
+        self._open_client().log_text(self._run_id(), text, text_artifact(self._key(key), step))
 
     def log_image(
-        self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any] | None = None
+        self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
     ) -> None:
-        """Log the PNG at ``path`` as an MLflow step image (or a PNG artifact)."""
-        client, run_id = self.experiment, self._run_id()
+        """Log the PNG at ``path`` as an MLflow step image (or a PNG artifact); an image
+        MLflow already holds under this key and step is not logged again."""
+        client, run_id = self._open_client(), self._run_id()
         clean = _NOT_IN_IMAGE_KEY.sub("_", key).strip("/") or "image"
         pil = _pil_image_module()
         if pil is not None:
+            held = self._held_images(client, run_id)
+            if (clean, step or 0) in held:
+                return
             with pil.open(path) as image:
                 image.load()
                 client.log_image(run_id, image, key=clean, step=step or 0)
+            held.add((clean, step or 0))
             return
         with tempfile.TemporaryDirectory(prefix="ember-mlflow-") as tmp:
             staged = Path(tmp) / image_file(step)
@@ -235,7 +287,7 @@ class MLflowLogger(Logger):
             folder = "checkpoints"
         else:
             folder = _artifact_folder(kind)
-        client, run_id = self.experiment, self._run_id()
+        client, run_id = self._open_client(), self._run_id()
         name = _artifact_folder(name)
         if os.path.isdir(path):
             client.log_artifacts(run_id, path, f"{folder}/{name}")
@@ -251,9 +303,25 @@ class MLflowLogger(Logger):
 
     def finalize(self, status: str) -> None:
         """Set the MLflow run's status: FINISHED, FAILED or KILLED."""
-        self.experiment.set_terminated(self._run_id(), STATUS_TO_MLFLOW.get(status, "FAILED"))
+        self._open_client().set_terminated(self._run_id(), STATUS_TO_MLFLOW.get(status, "FAILED"))
 
     # ------------------------------------------------------------------ helpers
+    def _open_client(self) -> MlflowClient:
+        if self._client is None:
+            raise RuntimeError("the MLflow logger is not open yet: it opens when the run starts")
+        return self._client
+
+    def _held_images(self, client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
+        """(key, step) of the step images the run holds, listed once per logger."""
+        if self._images is None:
+            self._images = set()
+            for info in client.list_artifacts(run_id, "images"):
+                name = info.path.rsplit("/", 1)[-1]
+                if "+step+" in name and name.endswith(".png"):
+                    key, _, rest = name.partition("+step+")
+                    self._images.add((key.replace("~", "/"), int(rest.split("+", 1)[0])))
+        return self._images
+
     def _run_id(self) -> str:
         if self.run_id is None:
             raise RuntimeError("the MLflow logger is not open yet: it opens when the run starts")

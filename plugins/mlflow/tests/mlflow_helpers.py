@@ -146,8 +146,8 @@ class MlflowServer:
 
 def read_mlflow(uri: str, run_id: str) -> tuple[ReadBack, dict[str, Any]]:
     """Everything MLflow holds for ``run_id``, read with ``MlflowClient`` and MLflow's
-    artifact download: the kit's :class:`ReadBack`, plus ``extra`` (``images``: (key,
-    step, PNG bytes); ``files``: every artifact path to its bytes; ``tags``; ``status``)."""
+    artifact download: the kit's :class:`ReadBack` (``images``: (key, step, PNG bytes)),
+    plus ``extra`` (``files``: every artifact path to its bytes; ``tags``; ``status``)."""
     import mlflow.artifacts
     from mlflow import MlflowClient
 
@@ -185,8 +185,9 @@ def read_mlflow(uri: str, run_id: str) -> tuple[ReadBack, dict[str, Any]]:
             back.artifacts.append(("checkpoint", rest, data))
         elif top != "ember":
             back.artifacts.append((top, rest, data))
+    back.images = [i for i in images if i[0]]
     extra = {
-        "images": [i for i in images if i[0]],
+        "images": back.images,
         "files": files,
         "tags": dict(run.data.tags),
         "status": run.info.status,

@@ -1,4 +1,7 @@
-"""ember-mlflow against the logger contract: on a SQLite store and on a real server."""
+"""ember-mlflow against the logger contract: on a SQLite store and on a real server.
+
+MLflow cannot delete metric steps, so the logger declares ``rewind=False`` and the kit
+skips its rewind test; what a user sees instead is tested in test_faults.py."""
 
 from __future__ import annotations
 
@@ -16,17 +19,11 @@ class MlflowConformance(LoggerConformance):
     """The kit's tests, read back with ``MlflowClient``."""
 
     provider_name = "mlflow"
+    sdk_modules = ("mlflow",)
 
     def read_back(self, logger: Logger, run: RunInfo) -> ReadBack:
         assert isinstance(logger, MLflowLogger) and logger.run_id
         return read_mlflow(logger.resolved_uri, logger.run_id)[0]
-
-    def test_resume_reattaches_without_duplicates(
-        self, make_logger: Callable[[], Logger], ember_run_info: RunInfo
-    ) -> None:
-        """MLflow has no API to delete metric steps, so the steps past a checkpoint
-        cannot be replaced; re-attaching is tested in test_logger.py and test_resume.py."""
-        pytest.skip("MLflow cannot delete the steps past a checkpoint (no rewind)")
 
 
 class TestSQLiteStore(MlflowConformance):

@@ -42,13 +42,14 @@ FIT = textwrap.dedent(
     trainer = Trainer(default_root_dir=sys.argv[1], max_epochs=1, logger="mlflow",
                       log_every_n_steps=1, enable_progress_bar=False)
     trainer.fit(Model(), DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8))
+    report = trainer.run.finish()
 
     from mlflow import MlflowClient
     client = MlflowClient(f"sqlite:///{sys.argv[1]}/ember_runs/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("ember").experiment_id])
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
     print(json.dumps({"status": run.info.status, "steps": sorted(steps),
-                      "complete": trainer.run.report.complete}))
+                      "complete": report.complete}))
     """
 )
 

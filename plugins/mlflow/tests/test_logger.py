@@ -196,7 +196,8 @@ def test_run_options_and_attaching_to_a_given_run(tmp_path: Path) -> None:
     back, _ = read_mlflow(uri, run_id)
     assert sorted(back.metrics) == [("loss", 1, 1.0), ("loss", 2, 0.5)]
     assert back.status == "failed"
-    assert again.experiment.get_run(again.run_id).info.run_id == run_id
+    mlf = again.experiment  # what trainer.loggers["mlflow"].call(fn) hands to fn
+    assert mlf.client.get_run(mlf.run_id).info.run_id == run_id and mlf.tracking_uri == uri
 
 
 @pytest.mark.parametrize(
@@ -233,7 +234,7 @@ def test_images_become_mlflow_step_images(tmp_path: Path) -> None:
     path.write_bytes(PNG)
     logger = MLflowLogger(tracking_uri=sqlite_uri(tmp_path))
     run_id = logger.open(make_run_info(tmp_path / "runs"))
-    logger.log_image("samples/digits", str(path), step=7)
+    logger.log_image("samples/digits", str(path), step=7, metadata={})
     logger.finalize("success")
     _, extra = read_mlflow(logger.resolved_uri, run_id)
     ((key, step, data),) = extra["images"]
@@ -257,7 +258,7 @@ def test_images_without_pillow_are_png_artifacts(tmp_path: Path) -> None:
         from ember_mlflow.logger import MLflowLogger
         logger = MLflowLogger(tracking_uri={uri!r})
         print(logger.open(make_run_info({str(tmp_path / "runs")!r})))
-        logger.log_image("samples/digits", {str(path)!r}, step=7)
+        logger.log_image("samples/digits", {str(path)!r}, step=7, metadata={{}})
         logger.finalize("success")
         """
     )
@@ -344,7 +345,7 @@ def test_a_trainer_chooses_it_by_name(tmp_path: Path) -> None:
         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss", save_top_k=-1)],
     )
     trainer.fit(model, data, data)
-    report = trainer.run.report
+    report = trainer.run.finish()  # otherwise at exit: one tracker run per Trainer
     assert report.complete, str(report)
     store = f"sqlite:///{tmp_path / 'ember_runs' / 'mlflow.db'}"
     (entry,) = [lg for lg in report.loggers if lg.label == "mlflow"]
