@@ -12,7 +12,7 @@ import pytest
 # --import-mode=importlib puts no test folder on sys.path
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mlflow_helpers import MlflowServer
+from ember_mlflow.testing import MlflowServer
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 

@@ -14,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from ember.hub.tracking import JournalReader
-from mlflow_helpers import MlflowServer, read_mlflow, runs_of, train
+from ember_mlflow.testing import MlflowServer
+from mlflow_helpers import read_mlflow, runs_of, train
 
 EMBER = Path(sys.executable).with_name("ember")
 
