@@ -298,9 +298,16 @@ def check(label: str, value: float, limit: float, unit: str = "") -> dict[str, A
     return {"target": label, "value": value, "limit": limit, "pass": ok}
 
 
-def parse_args(description: str, argv: list[str] | None) -> argparse.Namespace:
-    """The options every step benchmark takes: --steps, --rounds, --warmup, --json."""
+def parse_args(
+    description: str,
+    argv: list[str] | None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The options every step benchmark takes: --steps, --rounds, --warmup, --json, plus
+    those ``extra`` adds to the parser."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
     parser.add_argument(
