@@ -364,3 +364,38 @@ def test_a_trainer_chooses_it_by_name(tmp_path: Path) -> None:
     assert best and set(best) <= {p.name for p in (tmp_path / "ckpt").iterdir()}
     assert extra["tags"]["ember.run_id"] == trainer.run.id
     assert entry.delivered == report.records["metric"] + 3  # hparams and two checkpoints
+
+
+def test_offline_runs_keep_a_local_store_and_defer_a_server(tmp_path: Path) -> None:
+    """Under EMBER_OFFLINE a logger on a local store keeps delivering; one on a server
+    waits in the journal (no connection is even tried)."""
+    import warnings
+
+    from ember.hub.tracking import Run, TrackingWarning
+
+    local = MLflowLogger(tracking_uri=sqlite_uri(tmp_path))
+    remote = MLflowLogger(tracking_uri="http://127.0.0.1:9")  # discard port: never contacted
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        run = Run.start(tmp_path / "root", loggers=[local, remote], offline=True)
+    run.log_metrics({"loss": 1.0}, 1)
+    report = run.finish("success", timeout=120)
+    states = {lg.label: lg for lg in report.loggers}
+    assert states["mlflow"].complete
+    assert states["mlflow#2"].state == "deferred (offline)" and states["mlflow#2"].pending == 1
+    assert any("needs a network" in str(w.message) for w in caught)
+    back, _ = read_mlflow(local.resolved_uri, local.run_id)
+    assert back.metrics == [("loss", 1, 1.0)]
+
+
+def test_a_deleted_experiment_is_a_clear_error(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = sqlite_uri(tmp_path)
+    first = MLflowLogger(tracking_uri=uri, experiment_name="old")
+    first.open(make_run_info(tmp_path / "runs"))
+    first.finalize("success")
+    client = MlflowClient(uri)
+    client.delete_experiment(client.get_experiment_by_name("old").experiment_id)
+    with pytest.raises(ValueError, match="'old' is deleted; restore it"):
+        MLflowLogger(tracking_uri=uri, experiment_name="old").open(make_run_info(tmp_path / "r"))
