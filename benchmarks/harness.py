@@ -151,6 +151,9 @@ def ember_runner(log: bool, make_flags: Callable[[], dict[str, Any]]) -> Runner:
         model = module_cls(log)
         trainer = Trainer(accelerator="cpu", max_epochs=1, **make_flags())
         trainer.fit(model, data)
+        # finalize now (a later stage would share the run): in the fixed time, not later
+        # in the background of another contender's run
+        trainer.run.finish()
         return model.net
 
     return run
@@ -299,15 +302,13 @@ def check(label: str, value: float, limit: float, unit: str = "") -> dict[str, A
 
 
 def parse_args(
-    description: str,
-    argv: list[str] | None,
-    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    description: str, argv: list[str] | None, switches: dict[str, str] | None = None
 ) -> argparse.Namespace:
     """The options every step benchmark takes: --steps, --rounds, --warmup, --json, plus
-    those ``extra`` adds to the parser."""
+    a benchmark's own on/off ``switches`` (``{"--heavy": "help text"}``)."""
     parser = argparse.ArgumentParser(description=description)
-    if extra is not None:
-        extra(parser)
+    for flag, text in (switches or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
     parser.add_argument(

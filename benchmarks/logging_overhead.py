@@ -26,7 +26,11 @@ Targets: (c)/(a) <= 1.02 per step (ratio of the two medians), i.e. a slow tracke
 not slow training; and (b)'s overhead <= 1/10 of Lightning's CSVLogger overhead
 measured in the same run.
 
-``--trackers`` runs real trackers instead, with ``log_every_n_steps=1`` (every step
+Heavy mode (``--heavy``): 50 metrics logged on every step and flushed on every step
+(``log_every_n_steps=1``), ember's default tracking (journal + CSV) against the same
+module with ``logger=False``. Target: (b heavy)/(a heavy) <= 1.25 per step.
+
+Trackers mode (``--trackers``): real trackers, with ``log_every_n_steps=1`` (every step
 reaches the tracker): a real ``mlflow server`` started on 127.0.0.1 for the run, and
 TensorBoard event files. Contenders: ember with no logger, ember with
 ``logger={"name": "mlflow", "tracking_uri": <server>}`` and with ``logger="tensorboard"``
@@ -36,8 +40,8 @@ and Lightning with no logger, with its ``MLFlowLogger`` on the same server and w
 per step (ratio of the medians); Lightning's rows are shown for comparison (its MLflow
 logger sends every step from the training thread and waits for the server).
 
-Run: ``python benchmarks/logging_overhead.py [--steps 1000] [--rounds 7] [--json OUT]
-[--trackers]``; exit status 1 when a target fails. Lightning rows need
+Run: ``python benchmarks/logging_overhead.py [--heavy | --trackers] [--steps 1000]
+[--rounds 7] [--json OUT]``; exit status 1 when a target fails. Lightning rows need
 ``pip install -e '.[benchmark]'``; the tracker rows need ``ember-mlflow[test]`` (the
 server) and ``ember-tensorboard``.
 """
@@ -60,12 +64,15 @@ import torch
 from ember.hub.tracking import Capabilities, Logger, MetricRecord, RunInfo
 from harness import (
     LOG_EVERY_N_STEPS,
+    LR,
+    Batch,
     Runner,
     TimedBatches,
     check,
     ember_runner,
     interleaved,
     lightning_runner,
+    make_net,
     module_class,
     parse_args,
     prepare,
@@ -74,10 +81,14 @@ from harness import (
     raw_runner,
     summarize,
 )
+from torch import nn
+from torch.nn import functional as F
 
 SLOW_CALL_S = 0.1
 TARGET_SLOW_RATIO = 1.02
 TARGET_VS_LIGHTNING = 1 / 10
+HEAVY_METRICS = 50
+TARGET_HEAVY_RATIO = 1.25
 TARGET_TRACKER_RATIO = 1.05
 
 
@@ -132,6 +143,86 @@ def contenders(root: str, with_lightning: bool) -> dict[str, Runner]:
         )
         runners["lightning no logger"] = lightning_runner(True, lambda: {**common, "logger": False})
     return runners
+
+
+def heavy_runner(make_flags: Callable[[], dict[str, Any]]) -> Runner:
+    """The benchmark net trained by ember with a module that logs ``HEAVY_METRICS``
+    metrics per step (the loss under 50 names: the logging, not the maths, is measured)."""
+    from ember.trainer import EmberModule, Trainer
+
+    names = ["train_loss", *(f"metric_{i:02d}" for i in range(1, HEAVY_METRICS))]
+
+    class Heavy(EmberModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = make_net()
+
+        def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            loss = F.cross_entropy(self.net(x), y)
+            for name in names:
+                self.log(name, loss)
+            return loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    def run(data: TimedBatches) -> nn.Module:
+        model = Heavy()
+        trainer = Trainer(accelerator="cpu", max_epochs=1, **make_flags())
+        trainer.fit(model, data)
+        trainer.run.finish()  # in the fixed time, like every ember contender
+        return model.net
+
+    return run
+
+
+def heavy_main(args: argparse.Namespace) -> int:
+    """``--heavy``: 50 metrics flushed every step, journal + CSV against no logger."""
+    batches, root, _ = prepare(args.steps)
+    common = {
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "log_every_n_steps": 1,
+        "default_root_dir": root,
+    }
+    runners: dict[str, Runner] = {
+        "raw": raw_runner(log=True),
+        "ember (a) heavy, no logger": heavy_runner(lambda: {**common, "logger": False}),
+        "ember heavy, journal only": heavy_runner(lambda: {**common, "logger": []}),
+        "ember (b) heavy, journal+csv": heavy_runner(lambda: common),
+    }
+    series, parity = interleaved(runners, batches, args.warmup, args.rounds)
+    summary = summarize(series, "raw")
+    a = statistics.median(series["ember (a) heavy, no logger"]["us_per_step"])
+    b = statistics.median(series["ember (b) heavy, journal+csv"]["us_per_step"])
+    print(
+        f"ember logging overhead, heavy mode: {HEAVY_METRICS} metrics logged and flushed "
+        f"every step; {args.steps} steps per run, first {args.warmup} untimed; {args.rounds} "
+        f"interleaved rounds; medians; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread, python {platform.python_version()}"
+    )
+    print("\n(overhead = µs/step over raw, which logs 2 metrics without a tracker)")
+    print_table(summary, "raw")
+    print_parity(parity, "raw")
+    print(f"  (b)/(a) per step: {b / a:.3f} (medians)")
+    print("\ntargets:")
+    verdicts = [
+        check("(b) heavy journal+csv / (a) heavy no logger, per step", b / a, TARGET_HEAVY_RATIO)
+    ]
+    if args.json:
+        payload = {
+            "config": {"steps": args.steps, "rounds": args.rounds, "heavy": HEAVY_METRICS},
+            "rounds": series,
+            "summary": summary,
+            "heavy_ratio": b / a,
+            "targets": verdicts,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0 if all(v["pass"] for v in verdicts) else 1
 
 
 def finished_ember_runner(make_flags: Callable[[], dict[str, Any]]) -> Runner:
@@ -268,17 +359,15 @@ def main_trackers(args: argparse.Namespace) -> int:
     return 0 if all(v["pass"] for v in verdicts) else 1
 
 
-def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--trackers",
-        action="store_true",
-        help="log every step to a real local MLflow server and to TensorBoard instead",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and PASS/FAIL lines; 1 when a target fails."""
-    args = parse_args(__doc__.split("\n\n")[0], argv, _options)
+    switches = {
+        "--heavy": f"{HEAVY_METRICS} metrics flushed every step (journal + CSV)",
+        "--trackers": "log every step to a real local MLflow server and to TensorBoard",
+    }
+    args = parse_args(__doc__.split("\n\n")[0], argv, switches)
+    if args.heavy:
+        return heavy_main(args)
     if args.trackers:
         return main_trackers(args)
     batches, root, with_lightning = prepare(args.steps)

@@ -44,7 +44,11 @@ class DeliveryPolicy:
     A call is retried after ``backoff``, ``2*backoff``, ``4*backoff`` ... seconds (at most
     ``max_backoff``); after ``max_attempts`` consecutive failures the logger is
     quarantined for the rest of the run. ``finalize_timeout`` bounds how long
-    :meth:`Run.finish` waits for all loggers together.
+    :meth:`Run.finish` waits for all loggers together. ``linger``: a worker woken by new
+    records waits this long before reading them, so that a run flushing every step is
+    delivered in a few large batches instead of one small one per step (each batch costs
+    a query, a logger call and a cursor update, all competing with training for the
+    interpreter); a flush, a stop or an escape-hatch call cuts the wait short.
     """
 
     batch_size: int = 1000
@@ -52,11 +56,12 @@ class DeliveryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     finalize_timeout: float = 30.0
+    linger: float = 0.25
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_attempts < 1:
             raise ValueError("DeliveryPolicy: batch_size and max_attempts must be at least 1")
-        if min(self.backoff, self.max_backoff, self.finalize_timeout) < 0:
+        if min(self.backoff, self.max_backoff, self.finalize_timeout, self.linger) < 0:
             raise ValueError("DeliveryPolicy: delays and timeouts must not be negative")
 
 
@@ -131,6 +136,8 @@ class Worker(threading.Thread):
         self._flush_done = 0
         self._flushed = threading.Condition()
         self._wake = threading.Event()
+        #: set by what must not wait for the linger: a flush, a stop, a call, the deadline
+        self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._abandoned = threading.Event()
 
@@ -150,6 +157,7 @@ class Worker(threading.Thread):
                 )
                 return future
             self._calls.append((after_seq, fn, future))
+        self._urgent.set()
         self._wake.set()
         return future
 
@@ -159,6 +167,7 @@ class Worker(threading.Thread):
         with self._flushed:
             self._flush_asked += 1
             wanted = self._flush_asked
+        self._urgent.set()
         self._wake.set()
         deadline = time.monotonic() + timeout
         with self._flushed:
@@ -173,11 +182,13 @@ class Worker(threading.Thread):
         """Deliver what is left, finalize the tracker run with ``status``, then exit."""
         self._status = status
         self._stopping.set()
+        self._urgent.set()
         self._wake.set()
 
     def abandon(self) -> None:
         """Give up at the deadline: make no further logger calls."""
         self._abandoned.set()
+        self._urgent.set()
         self._wake.set()
         if self.is_alive() and self.state not in ("quarantined", "ok"):
             if self.in_call is not None:
@@ -242,6 +253,9 @@ class Worker(threading.Thread):
             if stopping:
                 break
             self._wake.wait()
+            if self.policy.linger and not self._urgent.is_set():
+                self._urgent.wait(self.policy.linger)  # let more records arrive
+            self._urgent.clear()
             self._wake.clear()
             if self._abandoned.is_set():
                 raise _Quarantined
@@ -287,30 +301,28 @@ class Worker(threading.Thread):
             if future.set_running_or_notify_cancel():
                 future.set_exception(RuntimeError(f"not run: {why}"))
 
-    def _deliver(self, rows: Sequence[Row]) -> None:
+    def _deliver(self, rows: Sequence[MetricRecord | Row]) -> None:
         """Hand ``rows`` over: consecutive metrics in one call, other records one by one;
         escape-hatch calls run between the records they were made between."""
         i = 0
         while i < len(rows):
             if self._calls:
                 self._run_due(rows[i].seq - 1)
-            if rows[i].kind == "metric":
+            if isinstance(rows[i], MetricRecord):
                 j = i
                 # a pending call splits the batch at the point where it was made
                 limit = self._calls[0][0] if self._calls else None
                 while (
                     j < len(rows)
-                    and rows[j].kind == "metric"
+                    and isinstance(rows[j], MetricRecord)
                     and (limit is None or rows[j].seq <= limit)
                 ):
                     j += 1
-                records = [
-                    MetricRecord(r.name, r.value, r.step, r.wall_time, r.seq) for r in rows[i:j]
-                ]
+                records = rows[i:j] if (i, j) != (0, len(rows)) else rows
                 self._call("log_metrics", partial(self.entry.logger.log_metrics, records), j - i)
             else:
                 j = i + 1
-                self._deliver_one(rows[i])
+                self._deliver_one(rows[i])  # type: ignore[arg-type]
             self.cursor = rows[j - 1].seq
             self._save()
             i = j

@@ -21,15 +21,17 @@ readers (``ember runs``) can afford one table scan.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from ember.hub.tracking.logger import MetricRecord
 
 JOURNAL_FILE = "journal.db"
 FORMAT_VERSION = 1
@@ -100,8 +102,7 @@ class JournalError(RuntimeError):
     """The journal is missing, foreign or unreadable."""
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One record read back from the journal."""
 
     seq: int
@@ -125,21 +126,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _encode_value(value: float) -> tuple[float | None, str | None]:
-    # SQLite stores NaN as NULL, so non-finite values travel as text
-    if math.isfinite(value):
-        return value, None
-    return None, repr(value)
+#: rows per statement of :meth:`Journal.append_step` (3 bound values each)
+STEP_CHUNK = 250
+
+
+@functools.lru_cache(maxsize=64)
+def _step_sql(n: int) -> str:
+    """The statement appending ``n`` metric rows of one step (segment, step and wall time
+    bound once, as ?1, ?2, ?3)."""
+    rows = ",".join(["(?, ?, ?)"] * n)
+    return (
+        "INSERT INTO records (segment, kind, name, step, value, wall_time, data) "
+        f"SELECT ?1, 'metric', column1, ?2, column2, ?3, column3 FROM (VALUES {rows})"
+    )
 
 
 def _row(raw: Sequence[Any]) -> Row:
     seq, segment, kind, name, step, value, wall_time, data = raw
     if kind == "metric":
-        if value is None and data is not None:
-            value = float(data)
-        payload = None
-    else:
-        payload = json.loads(data) if data is not None else None
+        if data is None:  # a finite value: the columns are the row (the common case)
+            return Row._make(raw)
+        return Row(seq, segment, kind, name, step, float(data), wall_time, None)
+    payload = json.loads(data) if data is not None else None
     return Row(seq, segment, kind, name, step, value, wall_time, payload)
 
 
@@ -223,10 +231,13 @@ class Journal:
     def append_metrics(self, rows: Iterable[tuple[str, float, int, float]]) -> None:
         """Append ``(name, value, step, wall_time)`` rows in one transaction."""
         seg = self.segment
-        params = []
-        for name, value, step, wall in rows:
-            stored, text = _encode_value(value)
-            params.append((seg, name, step, stored, wall, text))
+        finite = math.isfinite
+        params = [
+            (seg, name, step, value, wall, None)
+            if finite(value)
+            else (seg, name, step, None, wall, repr(value))  # SQLite stores NaN as NULL
+            for name, value, step, wall in rows
+        ]
         with self.lock:
             self._check_open()
             conn = self._conn
@@ -241,6 +252,40 @@ class Journal:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        self._dirty.set()
+
+    def append_step(self, values: Sequence[tuple[str, float]], step: int, wall_time: float) -> None:
+        """Append ``(name, value)`` rows that share ``step`` and ``wall_time`` (a flush),
+        in one transaction.
+
+        The hot path of a run that logs many metrics every step, so it is one statement
+        per :data:`STEP_CHUNK` rows binding three values per row (``INSERT ... SELECT
+        FROM (VALUES ...)``, rows in order): measured 3 to 10 times cheaper than
+        ``executemany`` for 50 rows.
+        """
+        finite = math.isfinite
+        params: list[Any] = []
+        for name, value in values:
+            if finite(value):
+                params += (name, value, None)
+            else:  # SQLite stores NaN as NULL: non-finite values travel as text
+                params += (name, None, repr(value))
+        chunks = [params[i : i + 3 * STEP_CHUNK] for i in range(0, len(params), 3 * STEP_CHUNK)]
+        with self.lock:
+            self._check_open()
+            conn = self._conn
+            head = (self.segment, step, wall_time)
+            if len(chunks) == 1:
+                conn.execute(_step_sql(len(chunks[0]) // 3), (*head, *chunks[0]))
+            elif chunks:
+                conn.execute("BEGIN")
+                try:
+                    for chunk in chunks:
+                        conn.execute(_step_sql(len(chunk) // 3), (*head, *chunk))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         self._dirty.set()
 
     def append(self, kind: str, name: str, step: int | None, wall_time: float, data: Any) -> None:
@@ -389,11 +434,35 @@ class JournalReader:
         return [_row(r) for r in raw]
 
     # ------------------------------------------------------------------ delivery
-    def fetch(self, after_seq: int, kinds: Sequence[str], limit: int) -> list[Row]:
-        """Live records of ``kinds`` after ``after_seq``, in order (a worker's next batch)."""
+    def fetch(self, after_seq: int, kinds: Sequence[str], limit: int) -> list[MetricRecord | Row]:
+        """Live records of ``kinds`` after ``after_seq``, in order: a delivery worker's
+        next batch. Metrics come as the :class:`MetricRecord` a logger receives, other
+        records as :class:`Row`: a run that logs every step hands its workers millions of
+        metrics, and building one object per record instead of two halves what reading
+        them costs."""
+        live, live_params = self._live()
         marks = ", ".join("?" for _ in kinds)
-        where = f"seq > ? AND kind IN ({marks})"
-        return self._rows(where, (after_seq, *kinds), f"ORDER BY seq LIMIT {int(limit)}")
+        # the five fields of a MetricRecord, and a flag for the rare other rows (texts,
+        # artifacts, non-finite metrics), which are read again in full
+        raw = self._all(
+            "SELECT name, value, step, wall_time, seq, kind != 'metric' OR value IS NULL "
+            f"FROM records WHERE {live} AND seq > ? AND kind IN ({marks}) "
+            f"ORDER BY seq LIMIT {int(limit)}",
+            [*live_params, after_seq, *kinds],
+        )
+        make = MetricRecord._make
+        return [self._full_row(r[4]) if r[5] else make(r[:5]) for r in raw]
+
+    def _full_row(self, seq: int) -> MetricRecord | Row:
+        (raw,) = self._all(
+            "SELECT seq, segment, kind, name, step, value, wall_time, data FROM records "
+            "WHERE seq = ?",
+            (seq,),
+        )
+        row = _row(raw)
+        if row.kind == "metric":
+            return MetricRecord(row.name, row.value, row.step, row.wall_time, row.seq)
+        return row
 
     def count(
         self, kinds: Sequence[str], after_seq: int | None = None, upto_seq: int | None = None

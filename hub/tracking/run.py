@@ -496,12 +496,13 @@ class Run:
         wall = time.time() if wall_time is None else wall_time
         clean = self._redactor.name
         try:
-            rows = [(clean(k), float(v), int(step), wall) for k, v in metrics.items()]
+            values = [(clean(k), float(v)) for k, v in metrics.items()]
+            step = int(step)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"log_metrics needs a mapping of metric name to number and an int step; {exc}"
             ) from None
-        self._journal.append_metrics(rows)
+        self._journal.append_step(values, step, wall)
         for w in self._workers:
             w.wake()
 

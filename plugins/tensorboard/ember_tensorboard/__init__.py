@@ -1,0 +1,76 @@
+"""ember-tensorboard: ``Trainer(logger="tensorboard")``.
+
+This module is what ember's plugin discovery imports: it registers the provider and
+nothing else. TensorBoard itself is imported when a logger is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ember.hub import LoggerSpec, Option, hookimpl
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def ember_loggers() -> Iterator[LoggerSpec]:
+    """The ``tensorboard`` logger."""
+    yield LoggerSpec(
+        name="tensorboard",
+        factory="ember_tensorboard.logger:TensorBoardLogger",
+        description="Scalars, text, images and hyperparameters as TensorBoard event files.",
+        options={
+            "save_dir": Option(
+                "path",
+                None,
+                "root of the TensorBoard folders (default: <run dir>/tensorboard); point "
+                "`tensorboard --logdir` at it",
+            ),
+            "name": Option(
+                "str",
+                None,
+                "sub-folder for this experiment (default: none when save_dir is "
+                "not given, else 'ember')",
+            ),
+            "version": Option(
+                "str",
+                None,
+                "sub-folder for this run under name (default: the ember run id)",
+            ),
+            "flush_secs": Option(
+                "float",
+                120.0,
+                "TensorBoard's own periodic flush; ember also flushes after every delivered "
+                "batch, from the logger's thread",
+            ),
+            "log_graph": Option(
+                "bool",
+                False,
+                "write the module's graph at the start of fit (needs example_input_array)",
+            ),
+            "default_hp_metric": Option(
+                "bool",
+                True,
+                "declare an 'hp_metric' scalar (logged as -1 with the hyperparameters) so the "
+                "HPARAMS tab lists the run, as Lightning does",
+            ),
+        },
+    )
+
+
+@hookimpl
+def ember_on_fit_start(trainer: Any, module: Any) -> None:
+    """``log_graph=True``: trace the module on the training thread (where it is safe to
+    run it) and hand the graph to each such TensorBoard logger."""
+    loggers = [h.logger for h in getattr(trainer, "loggers", ())]
+    wanted = [lg for lg in loggers if getattr(lg, "log_graph", False) and lg.name == "tensorboard"]
+    if not wanted:
+        return
+    from ember_tensorboard.graph import module_graph
+
+    graph = module_graph(module)
+    if graph is not None:
+        for logger in wanted:
+            logger.queue_graph(graph)

@@ -1,0 +1,353 @@
+"""The TensorBoard logger: ember's records as TensorBoard event files.
+
+Written with TensorBoard's own event writer (``tensorboard.summary.writer``) and its
+protocol buffers, so the plugin needs neither torch nor TensorFlow. Every delivered
+batch is flushed before the call returns: ember moves its cursor when the call returns,
+so a crash never loses a record ember counts as delivered.
+
+Where things go, under ``<save_dir>/<name>/<version>/`` (see :class:`TensorBoardLogger`):
+
+* metrics: scalars, tag = metric name, at the record's step;
+* texts: the text plugin, tag = key;
+* images: image summaries (the PNG bytes ember stored), tag = key;
+* hyperparameters: the HPARAMS plugin (flattened with ``/``), plus ``hp_metric``;
+* artifacts: TensorBoard has no artifact store; each becomes a text entry
+  ``artifacts/<kind>`` holding the file's path (a link, not a copy);
+* the final status: the HPARAMS session's end status.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ember.hub.tracking import Capabilities, Logger, MetricRecord, RunInfo, flatten_params
+
+#: ember's statuses as the HPARAMS plugin's session statuses (api_pb2.Status values)
+STATUS_CODES = {"success": 1, "failed": 2, "interrupted": 0}
+HP_METRIC = "hp_metric"
+
+
+class TensorBoardLogger(Logger):
+    """Writes ember's records as TensorBoard event files.
+
+    :param save_dir: root folder; the run's events go to ``save_dir/<name>/<version>``.
+        Default: ``<run dir>/tensorboard`` (plus ``name`` and ``version`` when given).
+    :param name: experiment sub-folder (default ``"ember"`` under ``save_dir``).
+    :param version: run sub-folder (default under ``save_dir``: the ember run id, which
+        stays the same across resumes).
+    :param flush_secs: TensorBoard's periodic flush; ember also flushes every batch.
+    :param log_graph: write the module's graph when ``fit`` starts (the module needs an
+        ``example_input_array``).
+    :param default_hp_metric: log ``hp_metric = -1`` with the hyperparameters and declare
+        it in the HPARAMS experiment, so the run is listed there (Lightning's default).
+    """
+
+    name = "tensorboard"
+    capabilities = Capabilities(
+        hyperparams=True,
+        metrics=True,
+        text=True,
+        images=True,
+        artifacts=True,  # as text links: TensorBoard has no artifact store
+        reattach=True,
+        rewind=True,
+        offline=True,
+        experiment=True,
+    )
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        flush_secs: float = 120.0,
+        log_graph: bool = False,
+        default_hp_metric: bool = True,
+    ) -> None:
+        self.save_dir = None if save_dir is None else Path(save_dir)
+        self.experiment_name = name
+        self.version = version
+        self.flush_secs = float(flush_secs)
+        self.log_graph = bool(log_graph)
+        self.default_hp_metric = bool(default_hp_metric)
+        self.log_dir: Path | None = None
+        self._writer: Any = None
+        self._torch_writer: Any = None
+        self._max_seq = 0
+        #: (tag, step) of every scalar, text and image the folder held when this logger
+        #: re-attached: a record delivered again after a crash is found here and skipped
+        self._held: set[tuple[str, int]] = set()
+        #: texts and images this object wrote, (tag, step, content hash): a retried call
+        #: writes nothing twice
+        self._written: set[tuple[str, int, int]] = set()
+        self._hparams_logged = False
+        self._pending_graph: bytes | None = None
+
+    # ------------------------------------------------------------------ contract
+    def open(self, run: RunInfo) -> str:
+        """Create the run's folder, or re-attach to it (``run.resume_ref``), purging the
+        steps past ``run.resume_step`` in TensorBoard's own way."""
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        if run.resumed and run.resume_ref:
+            self.log_dir = Path(run.resume_ref)
+        else:
+            self.log_dir = self._folder(run)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._writer = EventFileWriter(str(self.log_dir), flush_secs=self.flush_secs)
+        if run.resumed:
+            if run.resume_step is not None:
+                self._purge_after(run.resume_step)
+            self._held = _held_records(self.log_dir)
+        return str(self.log_dir)
+
+    def log_hyperparams(self, params: Mapping[str, Any]) -> None:
+        """Write the HPARAMS session (flattened values) and, by default, ``hp_metric``."""
+        from tensorboard.plugins.hparams import api_pb2
+
+        flat = {k: _hparam_value(v) for k, v in flatten_params(params).items()}
+        metrics = [HP_METRIC] if self.default_hp_metric else []
+        experiment = api_pb2.Experiment(
+            hparam_infos=[api_pb2.HParamInfo(name=k) for k in flat],
+            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
+        )
+        self._write_hparams("experiment", experiment)
+        info = _session_start(flat)
+        self._write_hparams("session_start_info", info)
+        if self.default_hp_metric and not self._hparams_logged and (HP_METRIC, 0) not in self._held:
+            self._scalar(HP_METRIC, -1.0, 0, time.time())  # Lightning's placeholder value
+        self._hparams_logged = True
+        self._flush()
+
+    def log_metrics(self, records: Sequence[MetricRecord]) -> None:
+        """One scalar event per record; records already written are skipped."""
+        for r in records:
+            if r.seq and r.seq <= self._max_seq:
+                continue  # a retried batch: this object wrote it
+            if (r.name, r.step) in self._held:
+                continue  # delivered before a crash: found in the folder on re-attach
+            self._scalar(r.name, r.value, r.step, r.wall_time)
+            self._max_seq = max(self._max_seq, r.seq)
+        self._flush()
+
+    def log_text(self, key: str, text: str, *, step: int | None) -> None:
+        """A text-plugin summary under ``key``."""
+        if self._seen(key, step, text.encode("utf-8")):
+            return
+        self._text(key, text, step)
+        self._flush()
+        self._written.add((key, step or 0, hash(text.encode("utf-8"))))
+
+    def log_image(
+        self, key: str, path: str, *, step: int | None, metadata: Mapping[str, Any]
+    ) -> None:
+        """An image summary of the PNG at ``path`` under ``key``."""
+        from tensorboard.compat.proto import summary_pb2
+
+        data = Path(path).read_bytes()
+        if self._seen(key, step, data):
+            return
+        width, height = _png_size(data)
+        image = summary_pb2.Summary.Image(
+            height=height,
+            width=width,
+            colorspace=int(metadata.get("channels") or 3),
+            encoded_image_string=data,
+        )
+        self._event(summary_pb2.Summary.Value(tag=key, image=image), step, time.time())
+        self._flush()
+        self._written.add((key, step or 0, hash(data)))
+
+    def log_artifact(
+        self,
+        path: str,
+        kind: str,
+        *,
+        name: str,
+        step: int | None,
+        metadata: Mapping[str, Any],
+    ) -> None:
+        """A text entry ``artifacts/<kind>``: ``name: path`` (TensorBoard stores no files)."""
+        self.log_text(f"artifacts/{kind}", f"{name}: {path}", step=step)
+
+    @property
+    def experiment(self) -> Any:
+        """A ``torch.utils.tensorboard.SummaryWriter`` on this run's folder (torch is
+        imported on first use), for what ember does not model: histograms, figures,
+        embeddings. Use it through ``trainer.loggers["tensorboard"].call(fn)``."""
+        if self.log_dir is None:
+            raise RuntimeError("the TensorBoard logger is not open yet")
+        if self._torch_writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:  # a torch-free process, e.g. `ember sync`
+                raise RuntimeError(
+                    f"the TensorBoard experiment object is torch's SummaryWriter: {exc}"
+                ) from exc
+            self._torch_writer = SummaryWriter(str(self.log_dir), flush_secs=self.flush_secs)
+        return self._torch_writer
+
+    def finalize(self, status: str) -> None:
+        """End the HPARAMS session with ``status``; flush and close the event files."""
+        from tensorboard.plugins.hparams import plugin_data_pb2
+
+        if self._writer is None:
+            return
+        if self._hparams_logged:
+            end = plugin_data_pb2.SessionEndInfo(
+                status=STATUS_CODES.get(status, 0), end_time_secs=time.time()
+            )
+            self._write_hparams("session_end_info", end)
+        self._flush()
+        if self._torch_writer is not None:
+            self._torch_writer.close()
+            self._torch_writer = None
+        self._writer.close()
+        self._writer = None
+
+    # ------------------------------------------------------------------ graph
+    def queue_graph(self, graph_def: bytes) -> None:
+        """Hand over the module's serialized graph (from the training thread); this
+        logger writes it with its next delivery, on its own thread."""
+        self._pending_graph = graph_def
+
+    def _write_graph(self) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        graph, self._pending_graph = self._pending_graph, None
+        if graph is not None:
+            self._writer.add_event(event_pb2.Event(wall_time=time.time(), graph_def=graph))
+
+    # ------------------------------------------------------------------ writing
+    def _folder(self, run: RunInfo) -> Path:
+        if self.save_dir is None:  # the run directory is this run's already
+            parts = [p for p in (self.experiment_name, self.version) if p]
+            return Path(run.dir, "tensorboard", *parts)
+        return self.save_dir / (self.experiment_name or "ember") / (self.version or run.id)
+
+    def _event(self, value: Any, step: int | None, wall_time: float) -> None:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        if self._writer is None:
+            raise RuntimeError("TensorBoardLogger: open(run) must be called before logging")
+        event = event_pb2.Event(
+            wall_time=wall_time, step=step or 0, summary=summary_pb2.Summary(value=[value])
+        )
+        self._writer.add_event(event)
+
+    def _scalar(self, tag: str, value: float, step: int, wall_time: float) -> None:
+        from tensorboard.compat.proto import summary_pb2
+
+        self._event(summary_pb2.Summary.Value(tag=tag, simple_value=value), step, wall_time)
+
+    def _text(self, tag: str, text: str, step: int | None) -> None:
+        from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            string_val=[text.encode("utf-8")],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]
+            ),
+        )
+        meta = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
+        )
+        value = summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)
+        self._event(value, step, time.time())
+
+    def _write_hparams(self, kind: str, message: Any) -> None:
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+        data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION)
+        getattr(data, kind).CopyFrom(message)
+        meta = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(
+                plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()
+            )
+        )
+        tag = {
+            "experiment": metadata.EXPERIMENT_TAG,
+            "session_start_info": metadata.SESSION_START_INFO_TAG,
+            "session_end_info": metadata.SESSION_END_INFO_TAG,
+        }[kind]
+        self._event(summary_pb2.Summary.Value(tag=tag, metadata=meta), 0, time.time())
+
+    def _seen(self, tag: str, step: int | None, content: bytes) -> bool:
+        """True when this text or image was written already, by this object or in the
+        folder before a re-attach."""
+        return (tag, step or 0, hash(content)) in self._written or (tag, step or 0) in self._held
+
+    def _purge_after(self, step: int) -> None:
+        """Mark every event past ``step`` in this folder as superseded: TensorBoard drops
+        events at or after a restart's step that were written before it."""
+        from tensorboard.compat.proto import event_pb2
+
+        restart = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+        self._writer.add_event(
+            event_pb2.Event(wall_time=time.time(), step=step + 1, session_log=restart)
+        )
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending_graph is not None:
+            self._write_graph()
+        self._writer.flush()
+        if self._torch_writer is not None:
+            self._torch_writer.flush()
+
+
+def _session_start(flat: Mapping[str, Any]) -> Any:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    info = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for key, value in flat.items():
+        slot = info.hparams[key]
+        if isinstance(value, bool):
+            slot.bool_value = value
+        elif isinstance(value, (int, float)):
+            slot.number_value = float(value)
+        else:
+            slot.string_value = str(value)
+    return info
+
+
+def _hparam_value(value: Any) -> Any:
+    """A value the HPARAMS plugin takes: bool, number or string."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return "None" if value is None else str(value)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    import struct
+
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("ember delivers images as PNG files; this one is not a PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _held_records(log_dir: Path) -> set[tuple[str, int]]:
+    """(tag, step) of every scalar, text and image the folder holds, after TensorBoard's
+    own purges: what a re-attached logger must not write again."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    acc = ea.EventAccumulator(
+        str(log_dir), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0}
+    )
+    acc.Reload()
+    tags = acc.Tags()
+    held: set[tuple[str, int]] = set()
+    for tag in tags.get(ea.SCALARS, []):
+        held.update((tag, e.step) for e in acc.Scalars(tag))
+    for tag in tags.get(ea.TENSORS, []):
+        held.update((tag, e.step) for e in acc.Tensors(tag))
+    for tag in tags.get(ea.IMAGES, []):
+        held.update((tag, e.step) for e in acc.Images(tag))
+    return held

@@ -1,0 +1,120 @@
+"""ember-tensorboard installs and works on its own: a fresh virtual environment with
+ember and this plugin only (pip resolves the plugin's dependencies; torch is held at the
+installed version by a constraint), then a short fit with ``logger="tensorboard"``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PLUGIN = Path(__file__).resolve().parents[1]
+ROOT = PLUGIN.parents[1]
+
+FIT = """
+import json, sys
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from ember.hub import get_plugin_manager
+from ember.trainer import EmberModule, Trainer
+
+class Model(EmberModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        self.log("loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+x = torch.randn(32, 4)
+trainer = Trainer(max_epochs=1, log_every_n_steps=1, default_root_dir=sys.argv[1],
+                  logger="tensorboard", enable_progress_bar=False, enable_model_summary=False,
+                  enable_checkpointing=False)
+trainer.fit(Model(), DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8))
+report = trainer.run.finish()
+from tensorboard.backend.event_processing import event_accumulator as ea
+acc = ea.EventAccumulator(trainer.log_dir + "/tensorboard", size_guidance={ea.SCALARS: 0})
+acc.Reload()
+print(json.dumps({
+    "complete": report.complete,
+    "steps": [e.step for e in acc.Scalars("loss")],
+    "plugins": sorted({p.distribution for p in get_plugin_manager().plugins()}),
+}))
+"""
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Build from a copy, so that pip leaves nothing in the checkout."""
+    ignore = shutil.ignore_patterns(
+        ".venv", ".git", "plugins", "site", "build", "*.egg-info", "__pycache__", "tests"
+    )
+    shutil.copytree(src, dst, ignore=ignore)
+    return dst
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    constraint = tmp_path / "constraint.txt"
+    constraint.write_text(f"torch=={torch.__version__}\n")
+    ember = _copy(ROOT, tmp_path / "src" / "ember")
+    plugin = _copy(PLUGIN, tmp_path / "src" / "tensorboard")
+    install = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            str(constraint),
+            str(ember),
+            str(plugin),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {p["name"].lower() for p in json.loads(installed.stdout)}
+    assert {"ember", "ember-tensorboard", "tensorboard", "torch"} <= names
+    assert not {n for n in names if n.startswith("ember-") and n != "ember-tensorboard"}
+    assert not {"mlflow", "wandb", "comet-ml", "tensorboardx", "lightning"} & names
+
+    script = tmp_path / "fit.py"
+    script.write_text(FIT)
+    run = subprocess.run(
+        [str(python), str(script), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result == {
+        "complete": True,
+        "steps": [1, 2, 3, 4],
+        "plugins": ["ember", "ember-tensorboard"],
+    }
