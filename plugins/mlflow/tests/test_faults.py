@@ -11,13 +11,27 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from ember.hub.tracking import JournalReader
 from ember_mlflow.testing import MlflowServer
 from mlflow_helpers import read_mlflow, runs_of, train
 
 EMBER = Path(sys.executable).with_name("ember")
+
+
+@pytest.fixture
+def trainings() -> Iterator[list[subprocess.Popen[str]]]:
+    """Training processes a test starts; any still running at the end (a failed test)
+    are killed, so none waits forever at its gate."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(60)
 
 
 def _read_until(proc: subprocess.Popen[str], step: int, seen: list[str]) -> None:
@@ -50,7 +64,7 @@ def _loss_steps(uri: str, run_id: str) -> list[int]:
 
 
 def test_server_outage_then_ember_sync_completes_the_run(
-    own_mlflow_server: MlflowServer, tmp_path: Path
+    own_mlflow_server: MlflowServer, tmp_path: Path, trainings: list
 ) -> None:
     """The server stops mid-run; training finishes anyway and prints an ember sync
     command; once the server is back, that command completes the MLflow run with every
@@ -60,6 +74,7 @@ def test_server_outage_then_ember_sync_completes_the_run(
     root.mkdir()
     steps = 40
     proc = train(root, server.uri, steps, pause=0.05, gate=10)
+    trainings.append(proc)
     seen: list[str] = []
     _read_until(proc, 10, seen)  # the training waits at step 10 until ROOT/go exists
     _wait(lambda: bool(runs_of(server.uri)), 120, "the MLflow run")
@@ -108,7 +123,7 @@ def test_server_outage_then_ember_sync_completes_the_run(
     assert again.returncode == 0 and "nothing to deliver" in again.stdout
 
 
-def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path) -> None:
+def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path, trainings: list) -> None:
     """SIGKILL mid-run, then resume from the last checkpoint: the same MLflow run
     continues and finishes. MLflow cannot delete metric steps, so a step past the
     checkpoint that MLflow had already received is stored twice (same value: training is
@@ -118,6 +133,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     steps = 24
     proc = train(root, uri, steps, pause=0.0, gate=11)
+    trainings.append(proc)
     seen: list[str] = []
     _read_until(proc, 11, seen)  # it waits at step 11, after the step-8 checkpoint
     _wait(lambda: _delivered(uri) >= 10, 120, "10 steps in MLflow")
@@ -130,6 +146,7 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path) -> None:
     ckpts = {int(re.search(r"step=(\d+)", p.name).group(1)): p for p in (root / "ckpt").iterdir()}
     ckpt_step = max(ckpts)
     resumed = train(root, uri, steps, pause=0.0, ckpt=str(ckpts[ckpt_step]))
+    trainings.append(resumed)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     assert "complete delivery" not in out, out
