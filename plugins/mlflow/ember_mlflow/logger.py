@@ -50,6 +50,8 @@ DEFAULT_DB = "mlflow.db"
 #: where the default store (and any SQLite store without ``artifact_location``) keeps
 #: artifacts: a folder next to the database file, not MLflow's ``./mlruns`` in the cwd
 ARTIFACTS_DIR = "mlflow-artifacts"
+#: the whole nested hyperparameters, as logged (params are flat and cut to MLflow's limits)
+HPARAMS_ARTIFACT = "ember/hparams.json"
 #: the tag holding the journal position (``MetricRecord.seq``) of the last metric written
 SEQ_TAG = "ember.seq"
 #: MLflow's own HTTP retries (7, exponential backoff: minutes per call) stack on ember's;
@@ -141,7 +143,8 @@ class MLflowLogger(Logger):
         self._seq = 0
         self._images: set[tuple[str, int]] | None = None
         self._params: dict[str, str] = {}
-        self._hparams: dict[str, Any] = {}
+        self._hparams: dict[str, Any] | None = {}
+        self.resolved_uri: str | None = None
         self._renamed: set[str] = set()
 
     # ------------------------------------------------------------------ the tracker
@@ -171,6 +174,7 @@ class MLflowLogger(Logger):
                 client.update_run(attach, status="RUNNING")
             self.run_id = attach
             self._params = dict(found.data.params)
+            self._hparams = None
             if found.data.tags.get("ember.run_id") == run.id:
                 # the journal positions are this run's: skip what MLflow already holds
                 self._seq = int(found.data.tags.get(SEQ_TAG, "0"))
@@ -185,7 +189,7 @@ class MLflowLogger(Logger):
                 experiment_id, run_name=self.run_name or run.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self._params = {}
+            self._params, self._hparams = {}, {}
         self._client = client
         self._run = MlflowRun(client, self.run_id, experiment_id, uri)
         return self.run_id
@@ -195,6 +199,8 @@ class MLflowLogger(Logger):
         from mlflow.entities import Param
 
         client, run_id = self._open_client(), self._run_id()
+        if self._hparams is None:  # re-attached: continue the file the run holds
+            self._hparams = _held_hparams(client, run_id)
         _merge(self._hparams, params)
         new: list[Param] = []
         changed: list[str] = []
@@ -202,13 +208,15 @@ class MLflowLogger(Logger):
             key = self._key(raw_key)
             value = _param_value(raw_value)
             if key not in self._params:
-                self._params[key] = value
                 new.append(Param(key, value))
             elif self._params[key] != value:
                 changed.append(key)
         for i in range(0, len(new), MAX_PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=new[i : i + MAX_PARAMS_PER_BATCH])
-        client.log_dict(run_id, self._hparams, "ember/hparams.json")
+            chunk = new[i : i + MAX_PARAMS_PER_BATCH]
+            client.log_batch(run_id, params=chunk)
+            # only once MLflow has them: a failed call is retried with the same params
+            self._params.update((p.key, p.value) for p in chunk)
+        client.log_dict(run_id, self._hparams, HPARAMS_ARTIFACT)
         if changed:
             warnings.warn(
                 f"MLflow params cannot change value; kept the first value of "
@@ -421,6 +429,15 @@ def _pil_image_module() -> Any:
     except ImportError:
         return None
     return Image
+
+
+def _held_hparams(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """The run's ``ember/hparams.json``, or an empty dict when it has none."""
+    if not any(f.path == HPARAMS_ARTIFACT for f in client.list_artifacts(run_id, "ember")):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="ember-mlflow-") as tmp:
+        local = client.download_artifacts(run_id, HPARAMS_ARTIFACT, tmp)
+        return json.loads(Path(local).read_text("utf-8"))
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from ember.hub.testing import make_run_info
-from ember.hub.tracking import MetricRecord
+from ember.hub.tracking import MetricRecord, RunInfo
 from ember_mlflow.logger import MAX_PARAM_VALUE, MLflowLogger
 from mlflow_helpers import read_mlflow
 
@@ -399,3 +399,37 @@ def test_a_deleted_experiment_is_a_clear_error(tmp_path: Path) -> None:
     client.delete_experiment(client.get_experiment_by_name("old").experiment_id)
     with pytest.raises(ValueError, match="'old' is deleted; restore it"):
         MLflowLogger(tracking_uri=uri, experiment_name="old").open(make_run_info(tmp_path / "r"))
+
+
+def test_params_of_a_failed_call_are_sent_again_on_the_retry(own_mlflow_server, tmp_path: Path):
+    """Regression: params were marked as logged before MLflow had them, so ember's retry
+    of a failed call skipped them and they never arrived."""
+    server = own_mlflow_server.start()
+    logger = MLflowLogger(tracking_uri=server.uri)
+    run_id = logger.open(make_run_info(tmp_path / "runs"))
+    server.stop()
+    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
+        logger.log_hyperparams({"lr": 0.1, "model": {"hidden": 8}})
+    server.start()
+    logger.log_hyperparams({"lr": 0.1, "model": {"hidden": 8}})  # ember retries the call
+    logger.finalize("success")
+    back, _ = read_mlflow(server.uri, run_id)
+    assert back.hyperparams == {"lr": "0.1", "model/hidden": "8"}
+
+
+def test_a_reattached_logger_extends_hparams_json(tmp_path: Path) -> None:
+    uri = sqlite_uri(tmp_path)
+    run = make_run_info(tmp_path / "runs")
+    first = MLflowLogger(tracking_uri=uri)
+    ref = first.open(run)
+    first.log_hyperparams({"lr": 0.1, "model": {"hidden": 8}})
+    first.finalize("interrupted")
+    second = MLflowLogger(tracking_uri=uri)
+    second.open(RunInfo(**{**run.__dict__, "resumed": True, "resume_ref": ref}))
+    second.log_hyperparams({"model": {"depth": 2}})
+    second.finalize("success")
+    _, extra = read_mlflow(uri, ref)
+    assert json.loads(extra["files"]["ember/hparams.json"]) == {
+        "lr": 0.1,
+        "model": {"hidden": 8, "depth": 2},
+    }
