@@ -30,21 +30,34 @@ Heavy mode (``--heavy``): 50 metrics logged on every step and flushed on every s
 (``log_every_n_steps=1``), ember's default tracking (journal + CSV) against the same
 module with ``logger=False``. Target: (b heavy)/(a heavy) <= 1.25 per step.
 
-Run: ``python benchmarks/logging_overhead.py [--heavy] [--steps 1000] [--rounds 7]
-[--json OUT]``; exit status 1 when a target fails. Lightning rows need
-``pip install -e '.[benchmark]'``.
+Trackers mode (``--trackers``): real trackers, with ``log_every_n_steps=1`` (every step
+reaches the tracker): a real ``mlflow server`` started on 127.0.0.1 for the run, and
+TensorBoard event files. Contenders: ember with no logger, ember with
+``logger={"name": "mlflow", "tracking_uri": <server>}`` and with ``logger="tensorboard"``
+(each run finished inside the timed call, so draining the queue counts in "fixed ms"),
+and Lightning with no logger, with its ``MLFlowLogger`` on the same server and with its
+``TensorBoardLogger``. Target: each ember tracker row within 5% of ember with no logger
+per step (ratio of the medians); Lightning's rows are shown for comparison (its MLflow
+logger sends every step from the training thread and waits for the server).
+
+Run: ``python benchmarks/logging_overhead.py [--heavy | --trackers] [--steps 1000]
+[--rounds 7] [--json OUT]``; exit status 1 when a target fails. Lightning rows need
+``pip install -e '.[benchmark]'``; the tracker rows need ``ember-mlflow[test]`` (the
+server) and ``ember-tensorboard``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -60,6 +73,7 @@ from harness import (
     interleaved,
     lightning_runner,
     make_net,
+    module_class,
     parse_args,
     prepare,
     print_parity,
@@ -75,6 +89,7 @@ TARGET_SLOW_RATIO = 1.02
 TARGET_VS_LIGHTNING = 1 / 10
 HEAVY_METRICS = 50
 TARGET_HEAVY_RATIO = 1.25
+TARGET_TRACKER_RATIO = 1.05
 
 
 class SlowLogger(Logger):
@@ -210,12 +225,151 @@ def heavy_main(args: argparse.Namespace) -> int:
     return 0 if all(v["pass"] for v in verdicts) else 1
 
 
+def finished_ember_runner(make_flags: Callable[[], dict[str, Any]]) -> Runner:
+    """Like ``harness.ember_runner``, and the run is finished inside the timed call: the
+    loggers' drain and finalize count (in "fixed ms"), and no worker of this run is still
+    delivering while the next contender is timed. A run whose loggers did not receive
+    everything is an error, not a fast row."""
+    from ember.trainer import EmberModule, Trainer
+
+    module_cls = module_class(EmberModule)
+
+    def run(data: TimedBatches) -> Any:
+        model = module_cls(True)
+        trainer = Trainer(accelerator="cpu", max_epochs=1, **make_flags())
+        trainer.fit(model, data)
+        if trainer.run.enabled:
+            report = trainer.run.finish("success")
+            if not report.complete:
+                raise RuntimeError(f"a logger did not receive everything:\n{report}")
+        return model.net
+
+    return run
+
+
+def ember_has_logger(name: str) -> bool:
+    """Whether a logger plugin providing ``name`` is installed."""
+    from ember.hub import get_plugin_manager
+
+    try:
+        get_plugin_manager().get("logger", name)
+    except Exception:
+        return False
+    return True
+
+
+def tracker_contenders(root: str, uri: str, with_lightning: bool) -> dict[str, Runner]:
+    """The ``--trackers`` runners: every step to a real MLflow server and to TensorBoard."""
+    common = {
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "log_every_n_steps": 1,
+        "default_root_dir": root,
+    }
+    mlflow = {"name": "mlflow", "tracking_uri": uri, "experiment_name": "ember-bench"}
+    runners: dict[str, Runner] = {
+        "raw": raw_runner(log=True),
+        "ember no logger": finished_ember_runner(lambda: {**common, "logger": False}),
+        "ember mlflow server": finished_ember_runner(lambda: {**common, "logger": mlflow}),
+    }
+    if ember_has_logger("tensorboard"):
+        runners["ember tensorboard"] = finished_ember_runner(
+            lambda: {**common, "logger": "tensorboard"}
+        )
+    else:
+        print("ember-tensorboard is not installed: its row is skipped\n")
+    if with_lightning:
+        from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
+
+        runners["lightning no logger"] = lightning_runner(True, lambda: {**common, "logger": False})
+        runners["lightning mlflow server"] = lightning_runner(
+            True,
+            lambda: {
+                **common,
+                "logger": MLFlowLogger(experiment_name="lightning-bench", tracking_uri=uri),
+            },
+        )
+        runners["lightning tensorboard"] = lightning_runner(
+            True, lambda: {**common, "logger": TensorBoardLogger(save_dir=root, name="tb")}
+        )
+    return runners
+
+
+def main_trackers(args: argparse.Namespace) -> int:
+    """``--trackers``: real trackers, every step; 1 when a target fails."""
+    from ember_mlflow.testing import MlflowServer
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    batches, root, with_lightning = prepare(args.steps)
+    server = MlflowServer(Path(root) / "mlflow-server").start()
+    try:
+        runners = tracker_contenders(root, server.uri, with_lightning)
+        series, parity = interleaved(runners, batches, args.warmup, args.rounds)
+    finally:
+        server.stop()
+    summary = summarize(series, "raw")
+    medians = {name: statistics.median(s["us_per_step"]) for name, s in series.items()}
+
+    print(
+        f"ember tracker overhead: every step to a real MLflow server ({server.uri}) and to "
+        f"TensorBoard; {args.steps} steps per run, first {args.warmup} untimed; "
+        f"{args.rounds} interleaved rounds; medians; two self.log per step, "
+        f"log_every_n_steps=1; torch {torch.__version__}, {torch.get_num_threads()} thread, "
+        f"python {platform.python_version()}"
+    )
+    print("\n(overhead = µs/step over raw)")
+    print_table(summary, "raw")
+    print_parity(parity, "raw")
+
+    ratios: dict[str, float] = {}
+    print("\nper step, against the same framework with no logger (ratio of medians):")
+    for framework in ("ember", "lightning"):
+        base = medians.get(f"{framework} no logger")
+        for name, value in medians.items():
+            if base and name.startswith(framework) and not name.endswith("no logger"):
+                ratios[name] = value / base
+                print(f"  {name:<26} {value / base:6.3f}  ({value - base:+.1f} µs/step)")
+
+    print("\ntargets:")
+    verdicts = [
+        check(f"{name} / ember no logger, per step", ratios[name], TARGET_TRACKER_RATIO)
+        for name in ratios
+        if name.startswith("ember")
+    ]
+    if args.json:
+        payload = {
+            "config": {
+                "mode": "trackers",
+                "steps": args.steps,
+                "warmup": args.warmup,
+                "rounds": args.rounds,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+            "rounds": series,
+            "summary": summary,
+            "ratios_vs_no_logger": ratios,
+            "parity": parity,
+            "targets": verdicts,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0 if all(v["pass"] for v in verdicts) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and PASS/FAIL lines; 1 when a target fails."""
-    switches = {"--heavy": f"{HEAVY_METRICS} metrics flushed every step (journal + CSV)"}
+    switches = {
+        "--heavy": f"{HEAVY_METRICS} metrics flushed every step (journal + CSV)",
+        "--trackers": "log every step to a real local MLflow server and to TensorBoard",
+    }
     args = parse_args(__doc__.split("\n\n")[0], argv, switches)
     if args.heavy:
         return heavy_main(args)
+    if args.trackers:
+        return main_trackers(args)
     batches, root, with_lightning = prepare(args.steps)
 
     runners = contenders(root, with_lightning)

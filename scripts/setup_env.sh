@@ -25,9 +25,17 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 
+# each plugin with its "test" extra (what its own tests need, e.g. a real `mlflow server`)
 plugins=()
+n_plugins=0
 for p in "$root"/plugins/*/; do
-  [ -f "$p/pyproject.toml" ] && plugins+=(-e "$p")
+  [ -f "$p/pyproject.toml" ] || continue
+  n_plugins=$((n_plugins + 1))
+  if grep -q '^test *=' "$p/pyproject.toml"; then
+    plugins+=(-e "${p%/}[test]")
+  else
+    plugins+=(-e "$p")
+  fi
 done
 
 # Skip the installs when nothing that decides them changed since the last successful run.
@@ -45,6 +53,6 @@ constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
 echo "torch==$torch_version" > "$constraints"
 
-echo "== installing ember (editable) and ${#plugins[@]} plugin(s), torch held at $torch_version"
+echo "== installing ember (editable) and $n_plugins plugin(s), torch held at $torch_version"
 "${pip[@]}" install --quiet -c "$constraints" -e "$root[test]" "${plugins[@]}"
 echo "$want" > "$stamp"

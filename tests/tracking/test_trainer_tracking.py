@@ -228,6 +228,27 @@ def test_a_list_of_loggers_each_receive_everything(tmp_path: Path) -> None:
     assert all(lg.complete and lg.state == "ok" for lg in report.loggers)
 
 
+def test_checkpoint_artifacts_say_which_is_the_best(tmp_path: Path) -> None:
+    """A checkpoint artifact tells loggers whether a ModelCheckpoint holds it as its best
+    (trackers that upload only the best checkpoint rely on it), with monitor and score."""
+    best = ModelCheckpoint(dirpath=tmp_path / "best", monitor="val_loss", save_top_k=1)
+    last = ModelCheckpoint(dirpath=tmp_path / "last", save_top_k=0, save_last=True)
+    trainer = quiet(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[best, last])
+    trainer.fit(Classifier(), datamodule=Data())
+    with JournalReader(trainer.log_dir) as reader:
+        saved = [
+            (Path(r.data["path"]).parent.name, r.data["metadata"])
+            for r in reader.records("artifact")
+        ]
+    assert [folder for folder, _ in saved] == ["best", "last", "best", "last"]
+    for folder, meta in saved:
+        if folder == "last":
+            assert meta == {"epoch": meta["epoch"], "best": False}
+        else:
+            assert meta["best"] is True and meta["monitor"] == "val_loss"
+            assert isinstance(meta["score"], float)
+
+
 def test_unknown_logger_names_and_options_fail_at_construction(tmp_path: Path) -> None:
     with pytest.raises(UnknownProviderError, match="Did you mean 'csv'"):
         Trainer(logger="csvv", default_root_dir=str(tmp_path))

@@ -1,0 +1,120 @@
+"""ember-mlflow installed on its own: a fresh virtual environment with only ember and
+ember-mlflow (torch from the pinned wheel, held by a constraint) runs a short fit with
+``logger="mlflow"`` and reads the run back with MLflow's client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+TORCH = "torch==2.13.0+cpu"
+
+FIT = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+    from ember.trainer import EmberModule, Trainer
+
+    class Model(EmberModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = F.cross_entropy(self.net(x), y)
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    x = torch.randn(32, 4)
+    trainer = Trainer(default_root_dir=sys.argv[1], max_epochs=1, logger="mlflow",
+                      log_every_n_steps=1, enable_progress_bar=False)
+    trainer.fit(Model(), DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8))
+    report = trainer.run.finish()
+
+    from mlflow import MlflowClient
+    client = MlflowClient(f"sqlite:///{sys.argv[1]}/ember_runs/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("ember").experiment_id])
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    print(json.dumps({"status": run.info.status, "steps": sorted(steps),
+                      "complete": report.complete}))
+    """
+)
+
+
+def _sources(dest: Path) -> None:
+    """The repository's tracked files (no build leftovers in the checkout)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = REPO / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+
+
+def _site_mb(python: Path) -> int:
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return int(
+        subprocess.run(["du", "-sm", site], capture_output=True, text=True).stdout.split()[0]
+    )
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_only_ember_and_ember_mlflow(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _sources(src)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    constraint = tmp_path / "constraints.txt"
+    constraint.write_text(TORCH + "\n")
+    pip = [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraint)]
+    subprocess.run([*pip, TORCH], check=True, timeout=1800)
+    before = _site_mb(python)
+    subprocess.run([*pip, str(src), str(src / "plugins" / "mlflow")], check=True, timeout=1800)
+    after = _site_mb(python)
+
+    listed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
+    )
+    installed = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert {"ember", "ember-mlflow", "mlflow-skinny"} <= installed
+    # the server's stack is not needed for logger="mlflow"
+    assert not installed & {"mlflow", "flask", "pandas", "scikit-learn", "lightning"}
+
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run(
+        [str(python), "-c", FIT, str(work)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=work,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"status": "FINISHED", "steps": [1, 2, 3, 4], "complete": True}
+    assert not {"mlruns", "mlflow.db"} & {p.name for p in work.iterdir()}, "MLflow's cwd defaults"
+    print(f"ember-mlflow with its dependencies: +{after - before} MB (site-packages {after} MB)")
