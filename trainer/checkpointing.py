@@ -134,18 +134,18 @@ class Checkpointing:
             t.strategy.barrier("save_checkpoint")
 
     def _best_metadata(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """``best`` (with ``monitor`` and ``score``) when a checkpointer holds ``path`` as
-        its best so far, so that loggers can upload or alias only that one."""
+        """``best``: whether a checkpointer holds ``path`` as its best so far (with its
+        ``monitor`` and ``score``), so that loggers can upload or alias only that one.
+        ModelCheckpoint updates ``best_model_path`` before it writes."""
+        full = os.path.abspath(os.fspath(path))
         for cb in self.trainer.checkpoint_callbacks:
             best = getattr(cb, "best_model_path", "")
-            if best and os.path.abspath(best) == os.path.abspath(path):
+            if best and os.path.abspath(best) == full:
                 score = getattr(cb, "best_model_score", None)
-                return {
-                    "best": True,
-                    "monitor": getattr(cb, "monitor", None),
-                    "score": None if score is None else float(score),
-                }
-        return {}
+                if getattr(cb, "monitor", None) and score is not None:
+                    return {"best": True, "monitor": cb.monitor, "score": float(score)}
+                return {"best": True}
+        return {"best": False}
 
     # ------------------------------------------------------------------ restore
     def restore(self, ckpt_path: Any) -> None:
