@@ -57,10 +57,14 @@ print(json.dumps({
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    """Build from a copy, so that pip leaves nothing in the checkout."""
-    ignore = shutil.ignore_patterns(
-        ".venv", ".git", "plugins", "site", "build", "*.egg-info", "__pycache__", "tests"
-    )
+    """Build from a copy, so that pip leaves nothing in the checkout. Top-level folders
+    only are left out by name: ``trainer/plugins`` is part of ember."""
+    top = {".venv", ".git", "plugins", "site", "build", "tests"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        return skip | (top & set(names)) if Path(folder) == src else skip
+
     shutil.copytree(src, dst, ignore=ignore)
     return dst
 
