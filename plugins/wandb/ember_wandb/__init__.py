@@ -15,7 +15,9 @@ __version__ = "0.1.0"
 OPTIONS: dict[str, Option] = {
     "project": Option("str", description="W&B project (default: WANDB_PROJECT, else W&B's own)"),
     "entity": Option("str", description="W&B team or user (default: WANDB_ENTITY, else yours)"),
-    "run_name": Option("str", description="display name of the W&B run (default: ember's run name)"),
+    "run_name": Option(
+        "str", description="display name of the W&B run (default: ember's run name)"
+    ),
     "id": Option(
         "str", description="W&B run id to resume (default: a new run, or the one being resumed)"
     ),
