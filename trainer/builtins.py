@@ -156,9 +156,16 @@ def ember_accelerators() -> Iterator[AcceleratorSpec]:
     )
     yield AcceleratorSpec(
         name="cuda",
+        aliases=("gpu",),
         factory="ember.trainer.accelerators:CUDAAccelerator",
         description="NVIDIA GPUs through torch.cuda.",
         auto_priority=10,
+    )
+    yield AcceleratorSpec(
+        name="mps",
+        factory="ember.trainer.accelerators:MPSAccelerator",
+        description="Apple-silicon GPUs through torch.mps.",
+        auto_priority=5,
     )
 
 
@@ -177,6 +184,34 @@ def ember_precisions() -> Iterator[PrecisionSpec]:
         factory="ember.trainer.precision:Float64Precision",
         description="float64 parameters, inputs and new tensors.",
     )
+    yield PrecisionSpec(
+        name="16_mixed",
+        aliases=("16",),
+        factory="ember.trainer.precision:Float16MixedPrecision",
+        description="float16 autocast with a dynamic loss scale saved in checkpoints.",
+        options={
+            "init_scale": Option("float", 65536.0, "the first loss scale"),
+            "growth_interval": Option(
+                "int", 2000, "steps without overflow before the loss scale doubles"
+            ),
+        },
+    )
+    yield PrecisionSpec(
+        name="bf16_mixed",
+        aliases=("bf16",),
+        factory="ember.trainer.precision:BF16MixedPrecision",
+        description="bfloat16 autocast, float32 weights (CPU and GPUs with bfloat16).",
+    )
+    yield PrecisionSpec(
+        name="16_true",
+        factory="ember.trainer.precision:Float16TruePrecision",
+        description="float16 weights, inputs and computation, no loss scaling.",
+    )
+    yield PrecisionSpec(
+        name="bf16_true",
+        factory="ember.trainer.precision:BF16TruePrecision",
+        description="bfloat16 weights, inputs and computation.",
+    )
 
 
 @hookimpl
@@ -186,6 +221,27 @@ def ember_strategies() -> Iterator[StrategySpec]:
         name="single_device",
         factory="ember.trainer.strategies:SingleDeviceStrategy",
         description="Train on one device in this process.",
+    )
+    common = {
+        "process_group_backend": Option(
+            "str", None, "torch.distributed backend (default: nccl on CUDA, gloo otherwise)"
+        ),
+        "timeout_s": Option("float", 1800.0, "seconds a collective waits for the others"),
+    }
+    yield StrategySpec(
+        name="ddp",
+        factory="ember.trainer.distributed.ddp:DDPStrategy",
+        description="One process per device, gradients averaged (DistributedDataParallel).",
+        options={
+            **common,
+            "find_unused_parameters": Option(
+                "bool", False, "let DDP handle parameters that a step does not use"
+            ),
+            "static_graph": Option("bool", False, "the graph is the same at every step"),
+            "gradient_as_bucket_view": Option(
+                "bool", False, "gradients as views of DDP's buckets (saves memory)"
+            ),
+        },
     )
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import torch
 from ember.trainer.data import Lookahead
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.loops.evaluation import EvaluationLoop
@@ -126,9 +127,22 @@ class FitLoop:
             return True
         if self.data.num_training_batches == 0:
             return True
+        if self.strategy.world_size > 1:
+            return self._agree(False)[1]
+        return self._wants_to_stop()
+
+    def _wants_to_stop(self) -> bool:
+        """Whether this process wants to stop: ``should_stop`` (once allowed) or ``max_time``."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return bool(self.stop_requested() and self._can_stop())
+
+    def _agree(self, preempt: bool) -> tuple[bool, bool]:
+        """In a distributed run, one collective settles whether any process was preempted
+        and whether any wants to stop, so that every process leaves at the same batch."""
+        flags = torch.tensor([float(preempt), float(self._wants_to_stop())])
+        agreed = self.strategy.reduce(flags, "max").tolist()
+        return bool(agreed[0]), bool(agreed[1])
 
     def _can_stop(self) -> bool:
         """Whether ``should_stop`` may end training yet (``min_epochs``/``min_steps`` met)."""
@@ -230,20 +244,23 @@ class FitLoop:
             if progress.global_step >= self.next_flush:
                 self._flush_step_metrics()
             # a signal only set the flag; here, between steps, the state is consistent
-            if (
-                preemption.requested
-                if solo
-                else strategy.reduce_boolean_decision(preemption.requested, all=False)
-            ):
+            if solo:
+                preempted = preemption.requested
+            else:
+                preempted, stop_agreed = self._agree(preemption.requested)
+            if preempted:
                 checkpointing.preempt()
             if val_in_loop and (
                 (progress.total_batches if val_across_epochs else batch_idx + 1) % val_every == 0
             ):
                 self._validate()
-            if (
-                progress.global_step >= max_steps
-                or (stop_requested() and self._can_stop())
+                if not solo:
+                    stop_agreed = self._agree(False)[1]
+            if progress.global_step >= max_steps or (
+                (stop_requested() and self._can_stop())
                 or (deadline is not None and time.monotonic() >= deadline)
+                if solo
+                else stop_agreed
             ):
                 stopped = True
                 break

@@ -66,6 +66,8 @@ class Strategy:
         self.accelerator: Accelerator | None = None
         self.precision: Precision | None = None
         self.devices: list[torch.device] = []
+        #: machines taking part (``Trainer(num_nodes=...)``), set before :meth:`connect`
+        self.num_nodes = 1
         #: the user's module, converted and on the device (``None`` before set-up)
         self.module: nn.Module | None = None
         #: what the steps run through: :meth:`wrap_model` around a :class:`StepForward`
@@ -197,8 +199,9 @@ class Strategy:
         """Combine ``tensor`` across processes (``"mean"``, ``"sum"``, ``"max"``, ``"min"``)."""
         return tensor
 
-    def all_gather(self, tensor: Tensor) -> Tensor:
-        """``tensor`` from every process, stacked along a new first dimension."""
+    def all_gather(self, tensor: Tensor, sync_grads: bool = False) -> Tensor:
+        """``tensor`` from every process, stacked along a new first dimension; with
+        ``sync_grads`` gradients flow back to each process's own part."""
         return tensor.unsqueeze(0)
 
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
