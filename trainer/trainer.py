@@ -623,6 +623,7 @@ class Trainer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 outcome = "interrupted"
             self._state.status = TrainerStatus.INTERRUPTED
+            self.strategy.on_exception(exc)
             self.hooks.exception(exc)
             raise
         finally:

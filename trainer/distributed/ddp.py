@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 import torch.distributed as dist
 from ember.trainer.distributed.environments import ClusterEnvironment, detect
-from ember.trainer.distributed.launcher import SubprocessLauncher
+from ember.trainer.distributed.launcher import EXIT_PREEMPTED, SubprocessLauncher
 from ember.trainer.plugins import (
     Accelerator,
     Launcher,
@@ -49,6 +49,8 @@ class ParallelStrategy(Strategy):
         self.environment: ClusterEnvironment | None = None
         self._launcher: SubprocessLauncher | None = None
         self._warned_samplers: set[int] = set()
+        #: set when the run raised: the processes are out of step, collectives would hang
+        self._failed = False
 
     # ------------------------------------------------------------------ set-up
     def connect(
@@ -102,7 +104,18 @@ class ParallelStrategy(Strategy):
                 world_size=env.world_size,
                 timeout=timedelta(seconds=self.timeout_s),
             )
+        self._failed = False
         super().setup_environment()
+
+    def on_exception(self, error: BaseException) -> None:
+        """Issue no more collectives: the other processes are not in step with this one
+        (a preemption is the exception: every process saved together and stops alike)."""
+        if not (isinstance(error, SystemExit) and error.code == EXIT_PREEMPTED):
+            self._failed = True
+
+    def _collective(self) -> bool:
+        """Whether collectives are due: a process group of several, not broken by an error."""
+        return dist.is_initialized() and self.world_size > 1 and not self._failed
 
     def model_to_device(self, module: nn.Module) -> nn.Module:
         """Place the module on this process's device."""
@@ -180,7 +193,7 @@ class ParallelStrategy(Strategy):
         """All-reduce ``tensor`` (a copy): ``"mean"``, ``"sum"``, ``"max"`` or ``"min"``."""
         if reduce_op not in _OPS:
             raise ValueError(f"reduce_op must be one of {', '.join(_OPS)}; got {reduce_op!r}")
-        if not dist.is_initialized() or self.world_size == 1:
+        if not self._collective():
             return tensor
         out = tensor.detach().clone()
         if not out.is_floating_point():
@@ -195,7 +208,7 @@ class ParallelStrategy(Strategy):
     def all_gather(self, tensor: Tensor, sync_grads: bool = False) -> Tensor:
         """``tensor`` from every process (same shape on each), stacked on a new dim 0;
         with ``sync_grads`` the gather is differentiable."""
-        if not dist.is_initialized() or self.world_size == 1:
+        if not self._collective():
             return tensor.unsqueeze(0)
         source = tensor.contiguous()
         if self.backend == "nccl" and source.device.type != "cuda":
@@ -211,7 +224,7 @@ class ParallelStrategy(Strategy):
 
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Every process's ``decision`` combined: all true (``all``) or any true."""
-        if not dist.is_initialized() or self.world_size == 1:
+        if not self._collective():
             return bool(decision)
         flag = torch.tensor(float(bool(decision)), device=self._collective_device())
         dist.all_reduce(flag, op=dist.ReduceOp.SUM)
@@ -220,7 +233,7 @@ class ParallelStrategy(Strategy):
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """``obj`` from process ``src`` (any picklable object)."""
-        if not dist.is_initialized() or self.world_size == 1:
+        if not self._collective():
             return obj
         box = [obj]
         dist.broadcast_object_list(box, src=src, device=self._collective_device())
@@ -228,7 +241,7 @@ class ParallelStrategy(Strategy):
 
     def barrier(self, name: str | None = None) -> None:
         """Wait for every process."""
-        if not dist.is_initialized() or self.world_size == 1:
+        if not self._collective():
             return
         if self.backend == "nccl":
             dist.barrier(device_ids=[self.root_device.index or 0])

@@ -49,8 +49,9 @@ class ClusterEnvironment:
         job = os.environ.get("SLURM_JOB_ID")
         if self.name != "slurm" or not job:
             return False
-        array_job, array_task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get(
-            "SLURM_ARRAY_TASK_ID"
+        array_job, array_task = (
+            os.environ.get("SLURM_ARRAY_JOB_ID"),
+            os.environ.get("SLURM_ARRAY_TASK_ID"),
         )
         if array_job and array_task:
             job = f"{array_job}_{array_task}"

@@ -18,7 +18,7 @@ from ember.trainer.distributed.environments import ClusterEnvironment
 from ember.trainer.plugins import MisconfigurationError
 
 #: a child exiting with this status saved a preemption checkpoint: not a failure
-_EXIT_PREEMPTED = 75
+EXIT_PREEMPTED = 75
 #: how long the parent waits at exit for the children to finish their script
 _EXIT_WAIT_S = 600.0
 
@@ -62,7 +62,7 @@ class SubprocessLauncher:
         try:
             return function(*args, **kwargs)
         except BaseException as exc:
-            if isinstance(exc, SystemExit) and exc.code == _EXIT_PREEMPTED:
+            if isinstance(exc, SystemExit) and exc.code == EXIT_PREEMPTED:
                 raise
             # an error here may only echo a child's (a collective whose peer died): then
             # the child's own error, already printed, is the one to show
@@ -95,7 +95,7 @@ class SubprocessLauncher:
         while True:
             for rank, child in enumerate(self.children, 1):
                 code = child.poll()
-                if code not in (None, 0, _EXIT_PREEMPTED):
+                if code not in (None, 0, EXIT_PREEMPTED):
                     return rank, code
             if time.monotonic() >= deadline or all(c.poll() is not None for c in self.children):
                 return None

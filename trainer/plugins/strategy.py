@@ -257,6 +257,10 @@ class Strategy:
         return load_checkpoint_safe(path)
 
     # ------------------------------------------------------------------ the end
+    def on_exception(self, error: BaseException) -> None:
+        """The entry point raised ``error`` (before teardown). The other processes are no
+        longer in step, so a distributed strategy issues no collective from here on."""
+
     def teardown(self) -> None:
         """Release what :meth:`setup_environment` and :meth:`setup_module` took."""
         self.model = self._forward = None
