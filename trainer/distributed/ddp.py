@@ -96,16 +96,24 @@ class ParallelStrategy(Strategy):
         if env is None:
             raise RuntimeError(f"{type(self).__name__}.connect() was not called")
         if not dist.is_initialized():
-            if not env.creates_processes:
-                env.export()
+            # torchrun's agent already serves the rendezvous store: join it through env://
+            address = f"tcp://{env.master_addr}:{env.master_port}"
             dist.init_process_group(
                 self.backend,
+                init_method="env://" if env.name == "torchrun" else address,
                 rank=env.global_rank,
                 world_size=env.world_size,
                 timeout=timedelta(seconds=self.timeout_s),
             )
         self._failed = False
         super().setup_environment()
+
+    def teardown(self) -> None:
+        """Release the model; a one-process group is closed too (a group of several
+        stays for the program's next entry point, which all processes run alike)."""
+        super().teardown()
+        if self.world_size == 1 and dist.is_initialized():
+            dist.destroy_process_group()
 
     def on_exception(self, error: BaseException) -> None:
         """Issue no more collectives: the other processes are not in step with this one

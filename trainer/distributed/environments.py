@@ -32,18 +32,6 @@ class ClusterEnvironment:
     master_port: int
     creates_processes: bool
 
-    def export(self) -> None:
-        """Set ``MASTER_ADDR``/``MASTER_PORT``/``RANK``/... so that torch's ``env://``
-        rendezvous and code that reads them find this process's values."""
-        os.environ.update(
-            MASTER_ADDR=self.master_addr,
-            MASTER_PORT=str(self.master_port),
-            RANK=str(self.global_rank),
-            LOCAL_RANK=str(self.local_rank),
-            WORLD_SIZE=str(self.world_size),
-            NODE_RANK=str(self.node_rank),
-        )
-
     def requeue(self) -> bool:
         """Ask the scheduler to run this job again (SLURM only); whether it was asked."""
         job = os.environ.get("SLURM_JOB_ID")

@@ -74,11 +74,13 @@ class SubprocessLauncher:
 
     def _start_children(self) -> None:
         env = self.environment
-        env.export()
         command = script_command()
         for local_rank in range(1, env.world_size):
             child_env = {
                 **os.environ,
+                "MASTER_ADDR": env.master_addr,
+                "MASTER_PORT": str(env.master_port),
+                "WORLD_SIZE": str(env.world_size),
                 "RANK": str(local_rank),
                 "LOCAL_RANK": str(local_rank),
                 "LOCAL_WORLD_SIZE": str(env.world_size),
