@@ -243,6 +243,23 @@ def ember_strategies() -> Iterator[StrategySpec]:
             ),
         },
     )
+    yield StrategySpec(
+        name="fsdp",
+        factory="ember.trainer.distributed.fsdp:FSDPStrategy",
+        description="Parameters, gradients and optimizer state sharded (FSDP2 fully_shard).",
+        options={
+            **common,
+            "state_dict_type": Option(
+                "str",
+                "full",
+                "checkpoints as one gathered file ('full') or a folder of shards ('sharded')",
+                choices=("full", "sharded"),
+            ),
+            "reshard_after_forward": Option(
+                "bool", True, "free the gathered parameters after forward (less memory)"
+            ),
+        },
+    )
 
 
 def _checkpoint_callbacks() -> Iterator[CallbackSpec]:

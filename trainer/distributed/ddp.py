@@ -256,6 +256,25 @@ class ParallelStrategy(Strategy):
         else:
             dist.barrier()
 
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any) -> bool:
+        """Rank zero writes the file, with every rank's random state in it (so that a
+        resume continues each process's dropout and augmentation draws exactly)."""
+        if self._collective() and "rng" in checkpoint:
+            states: list[Any] = [None] * self.world_size
+            dist.all_gather_object(states, checkpoint["rng"])
+            checkpoint = {**checkpoint, "rng_per_rank": states}
+        return super().save_checkpoint(checkpoint, path)
+
+    def load_checkpoint(self, path: Any) -> dict[str, Any]:
+        """Read the checkpoint; this rank gets back its own random state when the
+        checkpoint was taken with as many processes."""
+        checkpoint = super().load_checkpoint(path)
+        per_rank = checkpoint.pop("rng_per_rank", None)
+        if per_rank is not None and len(per_rank) == self.world_size:
+            checkpoint["rng"] = per_rank[self.global_rank]
+        return checkpoint
+
     def _collective_device(self) -> torch.device:
         return self.root_device if self.backend == "nccl" else torch.device("cpu")
 

@@ -75,6 +75,12 @@ class Regression(EmberModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+def full(parameter: torch.Tensor) -> torch.Tensor:
+    """The whole parameter (gathered from every process when FSDP sharded it)."""
+    gather = getattr(parameter, "full_tensor", None)
+    return gather() if gather is not None else parameter
+
+
 class CountingDDP(DDPStrategy):
     """DDP that counts the checkpoints this process wrote."""
 
@@ -100,13 +106,18 @@ def main() -> None:
     parser.add_argument("--nan-rank", type=int, default=-1)
     parser.add_argument("--stop-rank", type=int, default=-1)
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--ckpt-path", default=None)
     args = parser.parse_args()
     out = Path(args.out)
     data = dataset()
     sampler = EveryOther(len(data)) if args.own_sampler else None
     train = DataLoader(data, batch_size=args.batch, sampler=sampler)
     val = DataLoader(dataset(32), batch_size=args.batch)
-    strategy: Any = CountingDDP() if args.strategy == "counting_ddp" else args.strategy
+    strategy: Any = args.strategy
+    if strategy == "counting_ddp":
+        strategy = CountingDDP()
+    elif strategy.startswith("{"):  # a provider with options: {"name": "fsdp", ...}
+        strategy = json.loads(strategy)
     trainer = Trainer(
         accelerator="cpu",
         devices=args.devices,
@@ -123,13 +134,13 @@ def main() -> None:
         logger="csv",
     )
     model = Regression(args.fail_rank, args.nan_rank, args.stop_rank)
-    trainer.fit(model, train, val)
+    trainer.fit(model, train, val, ckpt_path=args.ckpt_path)
     rank = trainer.global_rank
     result = {
         "rank": rank,
         "world_size": trainer.world_size,
         "strategy": type(trainer.strategy).__name__,
-        "weights": [p.detach().double().flatten().tolist() for p in model.parameters()],
+        "weights": [full(p).detach().double().flatten().tolist() for p in model.parameters()],
         "seen": model.seen,
         "global_step": trainer.global_step,
         "gathered": model.gathered,
