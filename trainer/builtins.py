@@ -227,6 +227,9 @@ def ember_strategies() -> Iterator[StrategySpec]:
             "str", None, "torch.distributed backend (default: nccl on CUDA, gloo otherwise)"
         ),
         "timeout_s": Option("float", 1800.0, "seconds a collective waits for the others"),
+        "requeue": Option(
+            "bool", True, "under SLURM, requeue the job after saving on a preemption signal"
+        ),
     }
     yield StrategySpec(
         name="ddp",

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from ember.hub import PluginManager
+from ember.trainer.distributed.environments import is_slurm
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.plugins import Accelerator, Precision, Strategy
 
@@ -49,9 +50,11 @@ def auto_accelerator(plugins: PluginManager) -> str:
 
 
 def _launched_distributed() -> bool:
-    """Whether torchrun started this process as one of several (``strategy="auto"``
-    then joins them with DDP)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ
+    """Whether torchrun started this process as one of several, or SLURM as a task
+    (``strategy="auto"`` then takes DDP, which joins them and requeues under SLURM)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ:
+        return True
+    return is_slurm()
 
 
 def build_provider(plugins: PluginManager, kind: str, value: Any, base: type) -> Any:

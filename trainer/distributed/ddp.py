@@ -40,12 +40,20 @@ class ParallelStrategy(Strategy):
     :param process_group_backend: ``"gloo"``, ``"nccl"``, ... (default: nccl on CUDA,
         gloo otherwise).
     :param timeout_s: how long a collective waits for the other processes.
+    :param requeue: under SLURM, requeue the job after a preemption checkpoint (the
+        signal SLURM sends before the time limit, ``#SBATCH --signal=USR1@90``).
     """
 
-    def __init__(self, process_group_backend: str | None = None, timeout_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        process_group_backend: str | None = None,
+        timeout_s: float = 1800.0,
+        requeue: bool = True,
+    ) -> None:
         super().__init__()
         self.process_group_backend = process_group_backend
         self.timeout_s = float(timeout_s)
+        self.requeue = requeue
         self.environment: ClusterEnvironment | None = None
         self._launcher: SubprocessLauncher | None = None
         self._warned_samplers: set[int] = set()
@@ -116,10 +124,14 @@ class ParallelStrategy(Strategy):
             dist.destroy_process_group()
 
     def on_exception(self, error: BaseException) -> None:
-        """Issue no more collectives: the other processes are not in step with this one
-        (a preemption is the exception: every process saved together and stops alike)."""
+        """Issue no more collectives: the other processes are not in step with this one.
+        A preemption is the exception (every process saved together and stops alike);
+        under SLURM, rank zero then requeues the job, which resumes from ``ckpt_path="last"``."""
         if not (isinstance(error, SystemExit) and error.code == EXIT_PREEMPTED):
             self._failed = True
+            return
+        if self.requeue and self.environment is not None and self.is_global_zero:
+            self.environment.requeue()
 
     def _collective(self) -> bool:
         """Whether collectives are due: a process group of several, not broken by an error."""
@@ -297,8 +309,9 @@ class DDPStrategy(ParallelStrategy):
         find_unused_parameters: bool = False,
         static_graph: bool = False,
         gradient_as_bucket_view: bool = False,
+        requeue: bool = True,
     ) -> None:
-        super().__init__(process_group_backend, timeout_s)
+        super().__init__(process_group_backend, timeout_s, requeue)
         self.find_unused_parameters = find_unused_parameters
         self.static_graph = static_graph
         self.gradient_as_bucket_view = gradient_as_bucket_view

@@ -60,8 +60,9 @@ class FSDPStrategy(ParallelStrategy):
         timeout_s: float = 1800.0,
         state_dict_type: str = "full",
         reshard_after_forward: bool = True,
+        requeue: bool = True,
     ) -> None:
-        super().__init__(process_group_backend, timeout_s)
+        super().__init__(process_group_backend, timeout_s, requeue)
         if state_dict_type not in ("full", "sharded"):
             raise MisconfigurationError(
                 f"fsdp state_dict_type must be 'full' or 'sharded'; got {state_dict_type!r}"
