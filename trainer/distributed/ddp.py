@@ -59,6 +59,8 @@ class ParallelStrategy(Strategy):
         self._warned_samplers: set[int] = set()
         #: set when the run raised: the processes are out of step, collectives would hang
         self._failed = False
+        #: a gloo group for host-side decisions when the main backend is a GPU one
+        self._cpu_group: Any = None
 
     # ------------------------------------------------------------------ set-up
     def connect(
@@ -113,6 +115,10 @@ class ParallelStrategy(Strategy):
                 world_size=env.world_size,
                 timeout=timedelta(seconds=self.timeout_s),
             )
+        if self.backend != "gloo" and self._cpu_group is None and dist.is_gloo_available():
+            # decisions (stop, preemption, objects) travel on the CPU: deciding on the host
+            # from a GPU tensor would make every step wait for the GPU
+            self._cpu_group = dist.new_group(backend="gloo")
         self._failed = False
         super().setup_environment()
 
@@ -122,6 +128,7 @@ class ParallelStrategy(Strategy):
         super().teardown()
         if self.world_size == 1 and dist.is_initialized():
             dist.destroy_process_group()
+            self._cpu_group = None
 
     def on_exception(self, error: BaseException) -> None:
         """Issue no more collectives: the other processes are not in step with this one.
@@ -218,9 +225,10 @@ class ParallelStrategy(Strategy):
         out = tensor.detach().clone()
         if not out.is_floating_point():
             out = out.float()
-        if self.backend == "nccl" and out.device.type != "cuda":
+        group = self._cpu_group if out.device.type == "cpu" else None
+        if group is None and self.backend == "nccl" and out.device.type != "cuda":
             out = out.to(self.root_device)
-        dist.all_reduce(out, op=getattr(dist.ReduceOp, _OPS[reduce_op]))
+        dist.all_reduce(out, op=getattr(dist.ReduceOp, _OPS[reduce_op]), group=group)
         if reduce_op == "mean":
             out = out / self.world_size
         return out.to(tensor.device)
@@ -247,7 +255,7 @@ class ParallelStrategy(Strategy):
         if not self._collective():
             return bool(decision)
         flag = torch.tensor(float(bool(decision)), device=self._collective_device())
-        dist.all_reduce(flag, op=dist.ReduceOp.SUM)
+        dist.all_reduce(flag, op=dist.ReduceOp.SUM, group=self._cpu_group)
         count = int(flag.item())
         return count == self.world_size if all else count > 0
 
@@ -256,7 +264,9 @@ class ParallelStrategy(Strategy):
         if not self._collective():
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=src, device=self._collective_device())
+        dist.broadcast_object_list(
+            box, src=src, device=self._collective_device(), group=self._cpu_group
+        )
         return box[0]
 
     def barrier(self, name: str | None = None) -> None:
@@ -274,7 +284,7 @@ class ParallelStrategy(Strategy):
         resume continues each process's dropout and augmentation draws exactly)."""
         if self._collective() and "rng" in checkpoint:
             states: list[Any] = [None] * self.world_size
-            dist.all_gather_object(states, checkpoint["rng"])
+            dist.all_gather_object(states, checkpoint["rng"], group=self._cpu_group)
             checkpoint = {**checkpoint, "rng_per_rank": states}
         return super().save_checkpoint(checkpoint, path)
 
@@ -288,7 +298,9 @@ class ParallelStrategy(Strategy):
         return checkpoint
 
     def _collective_device(self) -> torch.device:
-        return self.root_device if self.backend == "nccl" else torch.device("cpu")
+        if self.backend == "nccl" and self._cpu_group is None:
+            return self.root_device
+        return torch.device("cpu")
 
 
 class DDPStrategy(ParallelStrategy):
