@@ -105,6 +105,8 @@ def worker(name: str, steps: int, warmup: int, out: Path) -> None:
     rank = int(os.environ["RANK"])
     batches = make_batches(steps, seed=1234 + rank)
     per_step, fixed_ms, net = timed_run(CONTENDERS[name], batches, warmup)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     if rank == 0:
         weights = torch.cat([p.detach().flatten() for p in net.parameters()]).tolist()
         out.write_text(json.dumps({"us_per_step": per_step, "fixed_ms": fixed_ms, "w": weights}))

@@ -36,9 +36,16 @@ def test_ddp_launched_by_ember_matches_one_process(single: dict, tmp_path: Path)
     global batch (a DistributedSampler was inserted), the weights equal one process's with
     the same global batch, metrics are reduced and logged once, checkpoints written once."""
     out = tmp_path / "ddp"
-    check(run_script(out, "--devices", "2", "--batch", "8", "--strategy", "counting_ddp"))
+    proc = run_script(
+        out, "--devices", "2", "--batch", "8", "--strategy", "counting_ddp", "--then-validate"
+    )
+    check(proc)
     ranks = results(out)
     assert sorted(ranks) == [0, 1]
+    assert proc.stderr.count("rank 1 done") == 1  # no second set of processes
+    for rank, result in ranks.items():
+        assert result["validated"]["world_size"] == 2 and result["validated"]["rank"] == rank
+    assert ranks[0]["validated"]["val_loss"] == ranks[1]["validated"]["val_loss"]
     for rank in ranks.values():
         assert rank["world_size"] == 2
         assert rank["seen"] == single["seen"] // 2  # its share, over both epochs

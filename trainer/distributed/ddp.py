@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import warnings
 from collections.abc import Iterator
@@ -106,6 +107,9 @@ class ParallelStrategy(Strategy):
         if env is None:
             raise RuntimeError(f"{type(self).__name__}.connect() was not called")
         if not dist.is_initialized():
+            # the group outlives fit (the script's next entry point reuses it); closed at
+            # exit, since a gloo group left to the interpreter's teardown can abort it
+            atexit.register(_destroy_process_group)
             # torchrun's agent already serves the rendezvous store: join it through env://
             address = f"tcp://{env.master_addr}:{env.master_port}"
             dist.init_process_group(
@@ -351,6 +355,11 @@ class DDPStrategy(ParallelStrategy):
             return
         with no_sync():
             yield
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _sampler_seed(sampler: RandomSampler) -> int:

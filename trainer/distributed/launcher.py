@@ -75,19 +75,21 @@ class SubprocessLauncher:
     def _start_children(self) -> None:
         env = self.environment
         command = script_command()
+        shared = {
+            "MASTER_ADDR": env.master_addr,
+            "MASTER_PORT": str(env.master_port),
+            "WORLD_SIZE": str(env.world_size),
+            "LOCAL_WORLD_SIZE": str(env.world_size),
+            "GROUP_RANK": "0",
+            "NODE_RANK": "0",
+        }
         for local_rank in range(1, env.world_size):
-            child_env = {
-                **os.environ,
-                "MASTER_ADDR": env.master_addr,
-                "MASTER_PORT": str(env.master_port),
-                "WORLD_SIZE": str(env.world_size),
-                "RANK": str(local_rank),
-                "LOCAL_RANK": str(local_rank),
-                "LOCAL_WORLD_SIZE": str(env.world_size),
-                "GROUP_RANK": "0",
-                "NODE_RANK": "0",
-            }
+            child_env = {**os.environ, **shared, "RANK": str(local_rank)}
+            child_env["LOCAL_RANK"] = str(local_rank)
             self.children.append(subprocess.Popen(command, env=child_env))
+        # from now on this process is rank 0 of a started job: a later Trainer in the
+        # script joins it (as the children's do) instead of starting processes again
+        os.environ.update(shared, RANK="0", LOCAL_RANK="0")
         threading.Thread(target=self._watch, name="ember-ddp-watch", daemon=True).start()
         atexit.register(self._wait_children)
 

@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--stop-rank", type=int, default=-1)
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--ckpt-path", default=None)
+    parser.add_argument("--then-validate", action="store_true")
     args = parser.parse_args()
     out = Path(args.out)
     data = dataset()
@@ -136,7 +137,20 @@ def main() -> None:
     model = Regression(args.fail_rank, args.nan_rank, args.stop_rank)
     trainer.fit(model, train, val, ckpt_path=args.ckpt_path)
     rank = trainer.global_rank
+    validated: dict[str, Any] = {}
+    if args.then_validate:  # a second Trainer joins the processes the first one started
+        second = Trainer(
+            accelerator="cpu",
+            devices=args.devices,
+            num_nodes=args.num_nodes,
+            logger=False,
+            enable_progress_bar=False,
+            default_root_dir=out / "root",
+        )
+        metrics = second.validate(model, val, verbose=False)[0]
+        validated = {"world_size": second.world_size, "rank": second.global_rank, **metrics}
     result = {
+        "validated": validated,
         "rank": rank,
         "world_size": trainer.world_size,
         "strategy": type(trainer.strategy).__name__,
