@@ -20,6 +20,7 @@ PASS/FAIL line per check; exit status 1 when a check fails, 2 without a CUDA dev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -131,7 +132,8 @@ def raw_loop(batches: list[Any], precision: str) -> tuple[float, list[float]]:
     data = Timed(batches)
     losses = []
     for x, y in data:
-        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+        context = torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
+        with context:
             loss = F.cross_entropy(net(x).float(), y)
         losses.append(loss.detach())
         scaler.scale(loss).backward()
