@@ -139,9 +139,11 @@ class Strategy:
         if model is forward:
             return getattr(module, name)
 
+        # the wrapper is read at each call, not kept: once teardown drops it, nothing here
+        # holds a DistributedDataParallel (and its process group) alive
         def run(*args: Any, **kwargs: Any) -> Any:
             forward.step = name
-            return model(*args, **kwargs)
+            return self.model(*args, **kwargs)  # type: ignore[misc]
 
         return run
 
