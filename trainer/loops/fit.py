@@ -74,6 +74,8 @@ class FitLoop:
         self.transfer = transfer
         self.stop_requested = stop_requested
         self._warned_min = False
+        #: the per-batch agreement in flight (distributed runs)
+        self._pending: Callable[[], Tensor] | None = None
 
     # ------------------------------------------------------------------ the run
     def run(self) -> None:
@@ -136,6 +138,18 @@ class FitLoop:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return bool(self.stop_requested() and self._can_stop())
+
+    def _agree_a_step_late(self, preempt: bool, last: bool = False) -> tuple[bool, bool]:
+        """The per-batch agreement without a blocking collective: this batch's flags
+        start their all-reduce now, and the previous batch's (already arrived, as a rule)
+        decide. Every process acts on the same batch, one batch after the request
+        (``last``: only collect what is in flight)."""
+        pending, self._pending = self._pending, None
+        agreed = pending().tolist() if pending is not None else [0.0, 0.0]
+        if not last:
+            flags = torch.tensor([float(preempt), float(self._wants_to_stop())])
+            self._pending = self.strategy.reduce_async(flags, "max")
+        return bool(agreed[0]), bool(agreed[1])
 
     def _agree(self, preempt: bool) -> tuple[bool, bool]:
         """In a distributed run, one collective settles whether any process was preempted
@@ -247,7 +261,7 @@ class FitLoop:
             if solo:
                 preempted = preemption.requested
             else:
-                preempted, stop_agreed = self._agree(preemption.requested)
+                preempted, stop_agreed = self._agree_a_step_late(preemption.requested)
             if preempted:
                 checkpointing.preempt()
             if val_in_loop and (
@@ -265,6 +279,10 @@ class FitLoop:
                 stopped = True
                 break
 
+        if not solo:
+            # the last batch's flags are still in flight: collect them before going on
+            late_stop = self._agree_a_step_late(False, last=True)[1]
+            stopped = stopped or late_stop
         if has_val and not val_in_loop and not stopped:
             self._validate()
         self._end_epoch(outputs if collect else None)
