@@ -58,12 +58,6 @@ class HookDispatcher:
         #: the module's overridden hooks (``None`` where it keeps the default)
         self.module_hooks = ModuleHooks(module)
 
-    def implemented(self, event: str) -> bool:
-        """Whether a callback, a plugin or the module implements ``event``."""
-        return (
-            self.callbacks.implemented(event) or getattr(self.module_hooks, event, None) is not None
-        )
-
     # ------------------------------------------------------------------ plain events
     def start(self, event: str) -> None:
         """A start event (``on_fit_start``, ``on_validation_epoch_start``, ...):

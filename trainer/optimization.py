@@ -43,6 +43,11 @@ class OptimizerHandle:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.optimizer, name)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # isinstance(handle, torch.optim.SGD) holds, as for the optimizer itself
+        return type(self.optimizer)
+
     def __repr__(self) -> str:
         return f"OptimizerHandle({self.optimizer!r})"
 

@@ -11,11 +11,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ember.hub import PluginManager
-from ember.hub.tracking import DeliveryPolicy, DisabledRun, LoggerEntry, Run, resolve_loggers
 from ember.trainer.errors import MisconfigurationError
 
 if TYPE_CHECKING:
-    from ember.hub.tracking import LoggerArg
+    from ember.hub.tracking import LoggerArg, LoggerEntry, Run
 
 
 class TrackingSession:
@@ -27,6 +26,10 @@ class TrackingSession:
     """
 
     def __init__(self, logger: LoggerArg, timeout: float, plugins: PluginManager) -> None:
+        # the pipeline (SQLite, threads) is imported with the first trainer, not with
+        # ``import ember.trainer``
+        from ember.hub.tracking import DeliveryPolicy, DisabledRun, resolve_loggers
+
         self.plugins = plugins
         self.entries: list[LoggerEntry] | None = resolve_loggers(logger, plugin_manager=plugins)
         self._policy = DeliveryPolicy(finalize_timeout=timeout)
@@ -54,6 +57,8 @@ class TrackingSession:
 
         :param broadcast: sends rank zero's run directory to every rank.
         """
+        from ember.hub.tracking import Run
+
         resume_from, self.resume_from = self.resume_from, None
         if self.entries is None:
             return

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from ember.hub import Lifecycle, PluginManager, get_plugin_manager
-from ember.hub.tracking import Run
 from ember.trainer.callback import Callback, callback_role
 from ember.trainer.checkpointing import Checkpointing
 from ember.trainer.data_schedule import DataSchedule
@@ -45,7 +44,7 @@ from ember.trainer.tracking_session import TrackingSession, run_hyperparameters
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from ember.hub.tracking import LoggerArg
+    from ember.hub.tracking import LoggerArg, Run
 
 #: the flags readable as ``trainer.<flag>`` (Lightning's attribute names)
 _FLAG_NAMES = frozenset(TrainerFlags.__dataclass_fields__)

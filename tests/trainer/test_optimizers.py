@@ -198,3 +198,20 @@ def test_missing_configure_optimizers(make_trainer: Any) -> None:
         "NoOptimizers has no configure_optimizers: define `def configure_optimizers(self)` "
         "returning e.g. `torch.optim.Adam(self.parameters(), lr=1e-3)`"
     )
+
+
+def test_optimizer_step_gets_a_handle_that_passes_for_the_optimizer(make_trainer: Any) -> None:
+    seen: list[Any] = []
+
+    class Checks(TinyModel):
+        def optimizer_step(
+            self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+        ) -> None:
+            seen.append(optimizer)
+            assert isinstance(optimizer, torch.optim.SGD)
+            assert optimizer.param_groups is self.trainer.optimizers[0].param_groups
+            optimizer.step(closure=optimizer_closure)
+
+    make_trainer(max_epochs=1).fit(Checks(), make_loader(32, 16))
+    assert len(seen) == 2
+    assert seen[0].optimizer is seen[1].optimizer

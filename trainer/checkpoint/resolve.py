@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ember.hub.tracking import RUNS_DIR
 from ember.trainer.callback import callback_role
 from ember.trainer.checkpoint.errors import CheckpointError, CheckpointNotFoundError
 from ember.trainer.checkpoint.io import load_checkpoint_safe
@@ -55,6 +54,10 @@ def _last_search_dirs(
     checkpointers = _checkpointers(callbacks)
     if not checkpointers or any(not getattr(cb, "_dirpath_given", True) for cb in checkpointers):
         root = Path(default_root_dir)
+        # imported here: the tracking pipeline (SQLite) loads with the first run, not with
+        # ``import ember.trainer``
+        from ember.hub.tracking import RUNS_DIR
+
         folders += [root / "checkpoints", *sorted(root.glob(f"{RUNS_DIR}/*/checkpoints"))]
     return list(dict.fromkeys(p.absolute() for p in folders))
 
