@@ -51,7 +51,7 @@ class CUDAAccelerator(Accelerator):
                 "accelerator='cuda' but torch sees no CUDA device"
                 f"{'' if torch.version.cuda else ' (this torch is a CPU-only build)'}; "
                 f"available here: {_available_here()}. Install a CUDA build of torch, check "
-                "CUDA_VISIBLE_DEVICES, or pass accelerator='auto' or 'cpu'"
+                "CUDA_VISIBLE_DEVICES, or pass accelerator='auto' or accelerator='cpu'"
             )
         return [torch.device("cuda", i) for i in parse_device_indices(devices, available)]
 
@@ -106,7 +106,7 @@ class MPSAccelerator(Accelerator):
             raise MisconfigurationError(
                 "accelerator='mps' but torch sees no MPS device (it needs an Apple-silicon "
                 f"Mac and a torch built with MPS); available here: {_available_here()}. "
-                "Pass accelerator='auto' or 'cpu'"
+                "Pass accelerator='auto' or accelerator='cpu'"
             )
         parse_device_indices(devices, 1)
         return [torch.device("mps", 0)]

@@ -58,13 +58,15 @@ def test_gpu_without_one_says_what_to_pass(name: str, tmp_path: Path) -> None:
         _trainer(tmp_path, accelerator=name)
     message = str(info.value)
     assert "no CUDA device" in message and "available here: cpu" in message
-    assert "accelerator='auto' or 'cpu'" in message
+    assert "accelerator='auto' or accelerator='cpu'" in message
 
 
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the error without MPS")
 def test_mps_without_one_says_what_to_pass(tmp_path: Path) -> None:
     assert not MPSAccelerator.is_available()
-    with pytest.raises(MisconfigurationError, match=r"no MPS device.*accelerator='auto' or 'cpu'"):
+    with pytest.raises(
+        MisconfigurationError, match=r"no MPS device.*accelerator='auto' or accelerator='cpu'"
+    ):
         _trainer(tmp_path, accelerator="mps")
 
 

@@ -168,12 +168,12 @@ def test_a_failing_rank_stops_every_rank_and_its_error_shows_once(tmp_path: Path
 
 @pytest.mark.slow
 def test_every_rank_agrees_on_stopping(tmp_path: Path) -> None:
-    """``should_stop`` set on rank 1 alone at step 3, and a NaN loss on one rank, end every
-    rank at the same step instead of leaving the other waiting in a collective."""
+    """``should_stop`` set on rank 1 alone in its second batch, and a NaN loss on one rank,
+    end every rank at the same step instead of leaving the other waiting in a collective."""
     check(run_script(tmp_path / "stop", "--devices", "2", "--batch", "8", "--stop-rank", "1"))
     ranks = results(tmp_path / "stop")
-    # agreed a batch late (no step waits on a collective): both stop after batch 5
-    assert ranks[0]["global_step"] == ranks[1]["global_step"] == 5
+    # agreed a batch late (no step waits on a collective): both stop after batch 3
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == 3
     proc = run_script(tmp_path / "nan", "--devices", "2", "--batch", "8", "--nan-rank", "1")
     assert proc.returncode != 0
     assert "NonFiniteLossError: training_step returned a loss of nan" in proc.stderr

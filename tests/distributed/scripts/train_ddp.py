@@ -57,7 +57,7 @@ class Regression(EmberModule):
         loss = F.mse_loss(self.layer(x), y)
         if rank == self.nan_rank and self.global_step == 1:
             loss = loss * float("nan")
-        if rank == self.stop_rank and self.global_step == 3:
+        if rank == self.stop_rank and self.global_step == 1:
             self.trainer.should_stop = True
         self.log("train_loss", loss, sync_dist=True)
         self.log("rank_sum", float(rank), sync_dist=True, reduce_fx="sum")
