@@ -6,7 +6,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -236,29 +236,6 @@ class ParallelStrategy(Strategy):
         if reduce_op == "mean":
             out = out / self.world_size
         return out.to(tensor.device)
-
-    def reduce_async(self, tensor: Tensor, reduce_op: str = "mean") -> Callable[[], Tensor]:
-        """Start the all-reduce of a copy of ``tensor`` in the background (on the CPU
-        group when it is a host tensor); the returned function waits for it."""
-        if not self._collective():
-            return lambda: tensor
-        if reduce_op not in _OPS:
-            raise ValueError(f"reduce_op must be one of {', '.join(_OPS)}; got {reduce_op!r}")
-        out = tensor.detach().clone().float()
-        group = self._cpu_group if out.device.type == "cpu" else None
-        if group is None and self.backend == "nccl" and out.device.type != "cuda":
-            out = out.to(self.root_device)
-        work = dist.all_reduce(
-            out, op=getattr(dist.ReduceOp, _OPS[reduce_op]), group=group, async_op=True
-        )
-        world = self.world_size
-
-        def wait() -> Tensor:
-            work.wait()
-            done = out / world if reduce_op == "mean" else out
-            return done.to(tensor.device)
-
-        return wait
 
     def all_gather(self, tensor: Tensor, sync_grads: bool = False) -> Tensor:
         """``tensor`` from every process (same shape on each), stacked on a new dim 0;

@@ -74,8 +74,6 @@ class FitLoop:
         self.transfer = transfer
         self.stop_requested = stop_requested
         self._warned_min = False
-        #: the per-batch agreement in flight (distributed runs)
-        self._pending: Callable[[], Tensor] | None = None
 
     # ------------------------------------------------------------------ the run
     def run(self) -> None:
@@ -116,6 +114,9 @@ class FitLoop:
         every = flags.log_every_n_steps
         self.flush_every = every if every > 0 else math.inf
         self.next_flush = self._next_flush_after(self.progress.global_step)
+        # distributed runs agree on stopping and preemption every this many batches (a
+        # collective per batch would cost as much as the gradient all-reduce itself)
+        self.agree_every = every if every > 0 else 50
 
     def _next_flush_after(self, step: int) -> float:
         every = self.flush_every
@@ -138,18 +139,6 @@ class FitLoop:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return bool(self.stop_requested() and self._can_stop())
-
-    def _agree_a_step_late(self, preempt: bool, last: bool = False) -> tuple[bool, bool]:
-        """The per-batch agreement without a blocking collective: this batch's flags
-        start their all-reduce now, and the previous batch's (already arrived, as a rule)
-        decide. Every process acts on the same batch, one batch after the request
-        (``last``: only collect what is in flight)."""
-        pending, self._pending = self._pending, None
-        agreed = pending().tolist() if pending is not None else [0.0, 0.0]
-        if not last:
-            flags = torch.tensor([float(preempt), float(self._wants_to_stop())])
-            self._pending = self.strategy.reduce_async(flags, "max")
-        return bool(agreed[0]), bool(agreed[1])
 
     def _agree(self, preempt: bool) -> tuple[bool, bool]:
         """In a distributed run, one collective settles whether any process was preempted
@@ -260,8 +249,10 @@ class FitLoop:
             # a signal only set the flag; here, between steps, the state is consistent
             if solo:
                 preempted = preemption.requested
+            elif progress.total_batches % self.agree_every == 0:
+                preempted, stop_agreed = self._agree(preemption.requested)
             else:
-                preempted, stop_agreed = self._agree_a_step_late(preemption.requested)
+                preempted = stop_agreed = False
             if preempted:
                 checkpointing.preempt()
             if val_in_loop and (
@@ -279,10 +270,6 @@ class FitLoop:
                 stopped = True
                 break
 
-        if not solo:
-            # the last batch's flags are still in flight: collect them before going on
-            late_stop = self._agree_a_step_late(False, last=True)[1]
-            stopped = stopped or late_stop
         if has_val and not val_in_loop and not stopped:
             self._validate()
         self._end_epoch(outputs if collect else None)

@@ -201,13 +201,6 @@ class Strategy:
         """Combine ``tensor`` across processes (``"mean"``, ``"sum"``, ``"max"``, ``"min"``)."""
         return tensor
 
-    def reduce_async(self, tensor: Tensor, reduce_op: str = "mean") -> Callable[[], Tensor]:
-        """Start :meth:`reduce` without waiting; the returned function waits and gives the
-        result. The loop agrees per-step flags this way, a step late, so no step waits
-        on a collective of its own."""
-        result = self.reduce(tensor, reduce_op)
-        return lambda: result
-
     def all_gather(self, tensor: Tensor, sync_grads: bool = False) -> Tensor:
         """``tensor`` from every process, stacked along a new first dimension; with
         ``sync_grads`` gradients flow back to each process's own part."""
