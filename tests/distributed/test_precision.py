@@ -69,7 +69,7 @@ class Net(EmberModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = F.mse_loss(self.net(x).float(), y.to(torch.float32))
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()))
         return loss
 
     def configure_optimizers(self) -> Any:
@@ -96,7 +96,7 @@ def _raw_autocast_losses(dtype: torch.dtype, scaled: bool) -> list[float]:
     for x, y in _loader():
         with torch.autocast("cpu", dtype=dtype):
             loss = F.mse_loss(net(x).float(), y)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
