@@ -48,8 +48,10 @@ class CUDAAccelerator(Accelerator):
         available = torch.cuda.device_count()
         if available == 0:
             raise MisconfigurationError(
-                "accelerator='cuda' but torch sees no CUDA device: install a CUDA build of "
-                "torch, check CUDA_VISIBLE_DEVICES, or use accelerator='cpu'"
+                "accelerator='cuda' but torch sees no CUDA device"
+                f"{'' if torch.version.cuda else ' (this torch is a CPU-only build)'}; "
+                f"available here: {_available_here()}. Install a CUDA build of torch, check "
+                "CUDA_VISIBLE_DEVICES, or pass accelerator='auto' or accelerator='cpu'"
             )
         return [torch.device("cuda", i) for i in parse_device_indices(devices, available)]
 
@@ -85,3 +87,45 @@ class CUDAAccelerator(Accelerator):
             return
         for index, generator in enumerate(saved[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(generator.cpu(), index)
+
+
+class MPSAccelerator(Accelerator):
+    """Apple-silicon GPUs through ``torch.mps`` (one device)."""
+
+    name: ClassVar[str] = "mps"
+    device_type: ClassVar[str] = "mps"
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether torch was built with MPS and the machine has it."""
+        return torch.backends.mps.is_available()
+
+    def parse_devices(self, devices: Any) -> list[torch.device]:
+        """The one MPS device (``devices=1``, ``"auto"``, ``-1`` or ``[0]``)."""
+        if not self.is_available():
+            raise MisconfigurationError(
+                "accelerator='mps' but torch sees no MPS device (it needs an Apple-silicon "
+                f"Mac and a torch built with MPS); available here: {_available_here()}. "
+                "Pass accelerator='auto' or accelerator='cpu'"
+            )
+        parse_device_indices(devices, 1)
+        return [torch.device("mps", 0)]
+
+    def rng_state(self) -> dict[str, Any]:
+        """The MPS generator's state."""
+        return {"mps": torch.mps.get_rng_state()}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore the MPS generator saved by :meth:`rng_state`."""
+        if "mps" in state:
+            torch.mps.set_rng_state(state["mps"].cpu())
+
+
+def _available_here() -> str:
+    """The device families present on this machine, for error messages."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append(f"cuda ({torch.cuda.device_count()} device(s))")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return ", ".join(found)

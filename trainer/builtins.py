@@ -168,9 +168,16 @@ def ember_accelerators() -> Iterator[AcceleratorSpec]:
     )
     yield AcceleratorSpec(
         name="cuda",
+        aliases=("gpu",),
         factory="ember.trainer.accelerators:CUDAAccelerator",
         description="NVIDIA GPUs through torch.cuda.",
         auto_priority=10,
+    )
+    yield AcceleratorSpec(
+        name="mps",
+        factory="ember.trainer.accelerators:MPSAccelerator",
+        description="Apple-silicon GPUs through torch.mps.",
+        auto_priority=5,
     )
 
 
@@ -189,6 +196,34 @@ def ember_precisions() -> Iterator[PrecisionSpec]:
         factory="ember.trainer.precision:Float64Precision",
         description="float64 parameters, inputs and new tensors.",
     )
+    yield PrecisionSpec(
+        name="16-mixed",
+        aliases=("16",),
+        factory="ember.trainer.precision:Float16MixedPrecision",
+        description="float16 autocast with a dynamic loss scale saved in checkpoints.",
+        options={
+            "init_scale": Option("float", 65536.0, "the first loss scale"),
+            "growth_interval": Option(
+                "int", 2000, "steps without overflow before the loss scale doubles"
+            ),
+        },
+    )
+    yield PrecisionSpec(
+        name="bf16-mixed",
+        aliases=("bf16",),
+        factory="ember.trainer.precision:BF16MixedPrecision",
+        description="bfloat16 autocast, float32 weights (CPU and GPUs with bfloat16).",
+    )
+    yield PrecisionSpec(
+        name="16-true",
+        factory="ember.trainer.precision:Float16TruePrecision",
+        description="float16 weights, inputs and computation, no loss scaling.",
+    )
+    yield PrecisionSpec(
+        name="bf16-true",
+        factory="ember.trainer.precision:BF16TruePrecision",
+        description="bfloat16 weights, inputs and computation.",
+    )
 
 
 @hookimpl
@@ -198,6 +233,47 @@ def ember_strategies() -> Iterator[StrategySpec]:
         name="single_device",
         factory="ember.trainer.strategies:SingleDeviceStrategy",
         description="Train on one device in this process.",
+    )
+    common = {
+        "process_group_backend": Option(
+            "str", None, "torch.distributed backend (default: nccl on CUDA, gloo otherwise)"
+        ),
+        "timeout_s": Option("float", 1800.0, "seconds a collective waits for the others"),
+        "requeue": Option(
+            "bool", True, "under SLURM, requeue the job after saving on a preemption signal"
+        ),
+    }
+    yield StrategySpec(
+        name="ddp",
+        factory="ember.trainer.distributed.ddp:DDPStrategy",
+        description="One process per device, gradients averaged (DistributedDataParallel).",
+        options={
+            **common,
+            "find_unused_parameters": Option(
+                "bool", False, "let DDP handle parameters that a step does not use"
+            ),
+            "static_graph": Option("bool", False, "the graph is the same at every step"),
+            "gradient_as_bucket_view": Option(
+                "bool", False, "gradients as views of DDP's buckets (saves memory)"
+            ),
+        },
+    )
+    yield StrategySpec(
+        name="fsdp",
+        factory="ember.trainer.distributed.fsdp:FSDPStrategy",
+        description="Parameters, gradients and optimizer state sharded (FSDP2 fully_shard).",
+        options={
+            **common,
+            "state_dict_type": Option(
+                "str",
+                "full",
+                "checkpoints as one gathered file ('full') or a folder of shards ('sharded')",
+                choices=("full", "sharded"),
+            ),
+            "reshard_after_forward": Option(
+                "bool", True, "free the gathered parameters after forward (less memory)"
+            ),
+        },
     )
 
 

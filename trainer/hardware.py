@@ -3,12 +3,14 @@ name (or mapping, or instance) through the hub's registry and connected once."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from ember.hub import PluginManager
+from ember.trainer.distributed.environments import is_slurm
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.plugins import Accelerator, Precision, Strategy
 
@@ -47,6 +49,14 @@ def auto_accelerator(plugins: PluginManager) -> str:
     return "cpu"
 
 
+def _launched_distributed() -> bool:
+    """Whether torchrun started this process as one of several, or SLURM as a task
+    (``strategy="auto"`` then takes DDP, which joins them and requeues under SLURM)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ:
+        return True
+    return is_slurm()
+
+
 def build_provider(plugins: PluginManager, kind: str, value: Any, base: type) -> Any:
     """An accelerator, precision mode or strategy from a name, a ``{"name": ...}`` mapping
     or an instance (an unknown name lists what is installed)."""
@@ -83,8 +93,13 @@ class Hardware:
         strategy: Any,
         devices: Any,
         precision: Any,
+        num_nodes: int = 1,
     ) -> Hardware:
         """Build and connect the providers ``Trainer(...)`` names."""
+        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+            raise MisconfigurationError(
+                f"num_nodes must be an int >= 1 (the machines taking part); got {num_nodes!r}"
+            )
         if _is_auto(accelerator):
             accelerator = _with_name(accelerator, auto_accelerator(plugins))
         built_accelerator = build_provider(plugins, "accelerator", accelerator, Accelerator)
@@ -93,8 +108,10 @@ class Hardware:
             precision = str(precision)
         built_precision = build_provider(plugins, "precision", precision, Precision)
         if _is_auto(strategy):
-            strategy = _with_name(strategy, "single_device" if len(parsed) == 1 else "ddp")
+            solo = len(parsed) == 1 and num_nodes == 1 and not _launched_distributed()
+            strategy = _with_name(strategy, "single_device" if solo else "ddp")
         built_strategy = build_provider(plugins, "strategy", strategy, Strategy)
+        built_strategy.num_nodes = num_nodes
         built_strategy.connect(built_accelerator, built_precision, parsed)
         return cls(built_accelerator, built_precision, built_strategy, parsed)
 

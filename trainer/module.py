@@ -210,6 +210,27 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         else:
             print(*args, **kwargs)
 
+    def all_gather(self, data: Any, sync_grads: bool = False) -> Any:
+        """Every tensor of ``data`` (a tensor or any container of them) from every process,
+        stacked along a new first dimension of size ``world_size`` (1 in one process).
+        Tensors must have the same shape on every process. ``sync_grads`` lets gradients
+        flow back through the gather."""
+        from ember.trainer.plugins import map_batch
+
+        if self._trainer is None:
+            raise MisconfigurationError(
+                "self.all_gather needs a running trainer: call it from a step or a hook"
+            )
+        strategy = self._trainer.strategy
+        return map_batch(
+            data,
+            lambda leaf: (
+                strategy.all_gather(leaf, sync_grads=sync_grads)
+                if isinstance(leaf, Tensor)
+                else leaf
+            ),
+        )
+
     def freeze(self) -> None:
         """Stop gradients for every parameter and switch to eval mode."""
         for p in self.parameters():

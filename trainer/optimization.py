@@ -368,7 +368,11 @@ class Optimization:
         """A tensor that is 1 when every kept loss is finite (read with the metrics)."""
         if not self.losses:
             return []
-        return [torch.isfinite(torch.stack(self.losses)).all()]
+        finite = torch.isfinite(torch.stack(self.losses)).all()
+        if self.strategy.world_size > 1:
+            # every process stops on a non-finite loss of any, instead of one raising alone
+            finite = self.strategy.reduce(finite.float(), "min")
+        return [finite]
 
     def check_losses(self, flags: list[float]) -> None:
         """Raise :class:`NonFiniteLossError` naming the first bad loss, if a flag says so."""
@@ -379,6 +383,10 @@ class Optimization:
             ):
                 if not ok:
                     raise NonFiniteLossError(self._nonfinite_message(float(loss), batch_idx, step))
+            raise NonFiniteLossError(
+                "training_step returned a non-finite loss in another process (its error "
+                "names the batch); every process stops"
+            )
         self.losses.clear()
         self.loss_steps.clear()
 

@@ -399,33 +399,46 @@ class ResultCollection:
         return slot
 
     # ------------------------------------------------------------------ reading
-    def _synced(self, slot: _Slot, value: Tensor | float) -> Tensor | float:
-        # a Metric synchronises its own state in compute()
-        if slot.sync_dist and self.sync is not None and slot.metric is None:
-            return self.sync(_as_tensor(value), slot.reduce)
-        return value
+    def _sync_all(self, pairs: list[tuple[_Slot, Any]]) -> list[Any]:
+        """The values of ``pairs`` with every ``sync_dist`` one reduced across processes:
+        one collective per reduction op (usually one per flush), not one per value."""
+        out = [value for _, value in pairs]
+        if self.sync is None:
+            return out
+        buckets: dict[str, list[int]] = {}
+        for i, (slot, value) in enumerate(pairs):
+            # a Metric synchronises its own state in compute()
+            if slot.sync_dist and value is not None and slot.metric is None:
+                buckets.setdefault(slot.reduce, []).append(i)
+        for op, indices in buckets.items():
+            tensors = [_as_tensor(out[i]).detach() for i in indices]
+            device = next((t.device for t in tensors if t.device.type != "cpu"), tensors[0].device)
+            wide = any(t.dtype == torch.float64 for t in tensors)
+            dtype = torch.float64 if wide else torch.float32
+            flat = torch.cat([t.reshape(-1).to(device, dtype) for t in tensors])
+            reduced = self.sync(flat, op)
+            parts = reduced.split([t.numel() for t in tensors])
+            for i, t, part in zip(indices, tensors, parts, strict=True):
+                out[i] = part.reshape(t.shape)
+        return out
 
     def step_metrics(self) -> dict[str, Tensor | float]:
         """Step values logged since the last call, for loggers (``name_step`` names)."""
-        out: dict[str, Tensor | float] = {}
-        for slot in self.slots:
-            if slot.fresh:
-                slot.fresh = False
-                if slot.logger:
-                    out[slot.step_name] = self._synced(slot, slot.step_value)  # type: ignore[arg-type]
-        return out
+        fresh = [slot for slot in self.slots if slot.fresh]
+        for slot in fresh:
+            slot.fresh = False
+        logged = [(slot, slot.step_value) for slot in fresh if slot.logger]
+        values = self._sync_all(logged)
+        return {slot.step_name: v for (slot, _), v in zip(logged, values, strict=True)}
 
     def finish_epoch(self) -> dict[str, Tensor | float]:
         """Reduce every epoch value; return those meant for loggers (``name_epoch`` names)."""
+        pairs = [(slot, slot.epoch_result()) for slot in self.slots if slot.on_epoch]
         out: dict[str, Tensor | float] = {}
-        for slot in self.slots:
-            if slot.on_epoch:
-                value = slot.epoch_result()
-                if value is not None:
-                    value = self._synced(slot, value)
-                slot.epoch_value = value
-                if value is not None and slot.logger:
-                    out[slot.epoch_name] = value
+        for (slot, _), value in zip(pairs, self._sync_all(pairs), strict=True):
+            slot.epoch_value = value
+            if value is not None and slot.logger:
+                out[slot.epoch_name] = value
         return out
 
     def epoch_metrics(self) -> dict[str, Tensor | float]:
@@ -437,9 +450,11 @@ class ResultCollection:
     def callback_view(self) -> dict[str, Tensor]:
         """Current values under plain and forked names, as tensors (``callback_metrics``)."""
         out: dict[str, Tensor] = {}
+        stepped = [(slot, slot.step_value) for slot in self.slots if slot.step_value is not None]
+        synced = dict(zip(map(id, (s for s, _ in stepped)), self._sync_all(stepped), strict=True))
         for slot in self.slots:
             if slot.step_value is not None:
-                value = _as_tensor(self._synced(slot, slot.step_value))
+                value = _as_tensor(synced[id(slot)])
                 out[slot.step_name] = value
                 out[slot.key] = value
             epoch_value = slot.epoch_value

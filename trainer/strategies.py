@@ -19,6 +19,11 @@ class SingleDeviceStrategy(Strategy):
         self, accelerator: Accelerator, precision: Precision, devices: list[torch.device]
     ) -> None:
         """Attach the run's parts; more than one device is an error."""
+        if self.num_nodes != 1:
+            raise MisconfigurationError(
+                f"strategy 'single_device' runs on one machine, but num_nodes={self.num_nodes}: "
+                "pass strategy='ddp' (or 'auto') to train on several machines"
+            )
         if len(devices) != 1:
             raise MisconfigurationError(
                 f"strategy 'single_device' trains on one device, but devices={len(devices)} "

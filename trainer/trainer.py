@@ -66,6 +66,7 @@ class Trainer:
         accelerator: str | Mapping[str, Any] | Accelerator = "auto",
         strategy: str | Mapping[str, Any] | Strategy = "auto",
         devices: int | str | list[int] = "auto",
+        num_nodes: int = 1,
         precision: str | int | Mapping[str, Any] | Precision = "32-true",
         logger: LoggerArg = None,
         logger_timeout: float = 30.0,
@@ -109,7 +110,7 @@ class Trainer:
         # loggers are resolved now, so that a misspelled name or option fails here
         self.tracking = TrackingSession(logger, self.flags.logger_timeout, self.plugin_manager)
         self.hardware = Hardware.resolve(
-            self.plugin_manager, accelerator, strategy, devices, precision
+            self.plugin_manager, accelerator, strategy, devices, precision, num_nodes
         )
         self.hardware.accelerator.configure_determinism(deterministic, benchmark)
         self.callbacks: list[Any] = self._resolve_callbacks(callbacks)
@@ -719,6 +720,7 @@ class Trainer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 outcome = "interrupted"
             self._state.status = TrainerStatus.INTERRUPTED
+            self.strategy.on_exception(exc)
             self.hooks.exception(exc)
             raise
         finally:

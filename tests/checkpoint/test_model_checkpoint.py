@@ -282,7 +282,7 @@ def test_ckpt_path_last_and_errors(tmp_path: Path) -> None:
     preempted.write_bytes(last.read_bytes())
     os.utime(preempted, (last.stat().st_mtime + 5,) * 2)
     assert resolve_ckpt_path("last", [mc], tmp_path) == preempted
-    with pytest.raises(FileNotFoundError, match="is not a file"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_ckpt_path(tmp_path / "nope.ckpt", [mc], tmp_path)
     with pytest.raises(CheckpointError, match="needs a ModelCheckpoint"):
         resolve_ckpt_path("best", [], tmp_path)

@@ -73,18 +73,19 @@ def test_explicit_names_and_instances() -> None:
     ("flags", "message"),
     [
         (
-            {"accelerator": "gpu"},
-            "no accelerator named 'gpu'. Did you mean 'cpu'? Installed accelerator providers: "
-            "cpu, cuda.",
+            {"accelerator": "tpu"},
+            "no accelerator named 'tpu'. Did you mean 'cuda'? Installed accelerator providers: "
+            "cpu, cuda, mps.",
         ),
         (
             {"strategy": "single_devic"},
             "no strategy named 'single_devic'. Did you mean 'single_device'? Installed strategy "
-            "providers: single_device.",
+            "providers: ddp, fsdp, single_device.",
         ),
         (
-            {"precision": "16-mixed"},
-            "no precision named '16-mixed'. Installed precision providers: 32-true, 64-true.",
+            {"precision": "17-mixed"},
+            "no precision named '17-mixed'. Did you mean '16-mixed'? Installed precision "
+            "providers: 16-mixed, 16-true, 32-true, 64-true, bf16-mixed, bf16-true.",
         ),
     ],
 )

@@ -283,6 +283,8 @@ def link_checkpoint_atomic(source: str | os.PathLike[str], target: str | os.Path
     source, target = Path(source), Path(target)
     if target.exists() and os.path.samefile(source, target):
         return target
+    if source.is_dir():
+        return _link_folder(source, target)
     tmp = _temp_path(target)
     try:
         try:
@@ -300,6 +302,37 @@ def link_checkpoint_atomic(source: str | os.PathLike[str], target: str | os.Path
             raise CheckpointSaveError(_describe_save_failure(target, exc)) from exc
         raise
     return target
+
+
+def _link_folder(source: Path, target: Path) -> Path:
+    """:func:`link_checkpoint_atomic` for a checkpoint that is a folder (a sharded one):
+    its files hard-linked (or copied) into a temporary folder renamed into place."""
+    tmp = _temp_path(target)
+    shutil.copytree(source, tmp, copy_function=_link_or_copy)
+    old = None
+    if target.exists():
+        old = _temp_path(target)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        remove_checkpoint(old)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def remove_checkpoint(path: str | os.PathLike[str]) -> None:
+    """Delete a checkpoint: a file, or the folder of a sharded one."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.remove(path)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -335,7 +368,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
         mine = match["host"] == host
         if (mine and not _pid_alive(int(match["pid"]))) or age > _STALE_AFTER_S:
             with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
+                remove_checkpoint(entry)  # a file, or a sharded checkpoint's folder
                 removed.append(entry)
     return removed
 

@@ -16,7 +16,11 @@ from typing import Any, ClassVar
 
 import torch
 from ember.trainer.callback import Callback
-from ember.trainer.checkpoint.io import link_checkpoint_atomic, remove_stale_temp_files
+from ember.trainer.checkpoint.io import (
+    link_checkpoint_atomic,
+    remove_checkpoint,
+    remove_stale_temp_files,
+)
 from ember.trainer.errors import MisconfigurationError
 
 log = logging.getLogger(__name__)
@@ -577,7 +581,7 @@ class ModelCheckpoint(Callback):
     def _remove(self, trainer: Any, filepath: str) -> None:
         if trainer.is_global_zero:
             with contextlib.suppress(FileNotFoundError):
-                os.remove(filepath)
+                remove_checkpoint(filepath)
             if self.verbose:
                 log.info("ModelCheckpoint: removed %s", filepath)
 

@@ -120,9 +120,9 @@ def resolve_ckpt_path(
     if ckpt_path == "best":
         return _find_best(callbacks, default_root_dir)
     path = Path(ckpt_path)
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):  # a folder: a sharded checkpoint (fsdp)
         raise CheckpointNotFoundError(
-            f"ckpt_path={os.fspath(ckpt_path)!r} is not a file; pass an existing checkpoint, "
+            f"ckpt_path={os.fspath(ckpt_path)!r} does not exist; pass an existing checkpoint, "
             "'last' or 'best'"
         )
     return path

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import torch
 from ember.trainer.data import Lookahead
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.loops.evaluation import EvaluationLoop
@@ -118,6 +119,9 @@ class FitLoop:
         every = flags.log_every_n_steps
         self.flush_every = every if every > 0 else math.inf
         self.next_flush = self._next_flush_after(self.progress.global_step)
+        # distributed runs agree on stopping and preemption every this many batches (a
+        # collective per batch would cost as much as the gradient all-reduce itself)
+        self.agree_every = every if every > 0 else 50
 
     def _next_flush_after(self, step: int) -> float:
         every = self.flush_every
@@ -131,9 +135,22 @@ class FitLoop:
             return True
         if self.data.num_training_batches == 0:
             return True
+        if self.strategy.world_size > 1:
+            return self._agree(False)[1]
+        return self._wants_to_stop()
+
+    def _wants_to_stop(self) -> bool:
+        """Whether this process wants to stop: ``should_stop`` (once allowed) or ``max_time``."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return bool(self.stop_requested() and self._can_stop())
+
+    def _agree(self, preempt: bool) -> tuple[bool, bool]:
+        """In a distributed run, one collective settles whether any process was preempted
+        and whether any wants to stop, so that every process leaves at the same batch."""
+        flags = torch.tensor([float(preempt), float(self._wants_to_stop())])
+        agreed = self.strategy.reduce(flags, "max").tolist()
+        return bool(agreed[0]), bool(agreed[1])
 
     def _can_stop(self) -> bool:
         """Whether ``should_stop`` may end training yet (``min_epochs``/``min_steps`` met)."""
@@ -237,24 +254,31 @@ class FitLoop:
             if progress.global_step >= self.next_flush:
                 self._flush_step_metrics()
             # a signal only set the flag; here, between steps, the state is consistent
-            if (
-                preemption.requested
-                if solo
-                else strategy.reduce_boolean_decision(preemption.requested, all=False)
-            ):
+            if solo:
+                preempted = preemption.requested
+            elif progress.total_batches % self.agree_every == 0:
+                preempted, stop_agreed = self._agree(preemption.requested)
+            else:
+                preempted = stop_agreed = False
+            if preempted:
                 checkpointing.preempt()
             if val_in_loop:
                 if val_seconds is not None:
                     due = time.monotonic() - self.last_validation >= val_seconds
+                    if not solo:  # clocks differ: every rank validates when any is due
+                        due = strategy.reduce_boolean_decision(due, all=False)
                 else:
                     counted = progress.total_batches if val_across_epochs else batch_idx + 1
                     due = counted % val_every == 0
                 if due:
                     self._validate()
-            if (
-                progress.global_step >= max_steps
-                or (stop_requested() and self._can_stop())
+                    if not solo:
+                        stop_agreed = self._agree(False)[1]
+            if progress.global_step >= max_steps or (
+                (stop_requested() and self._can_stop())
                 or (deadline is not None and time.monotonic() >= deadline)
+                if solo
+                else stop_agreed
             ):
                 stopped = True
                 break

@@ -66,6 +66,8 @@ class Strategy:
         self.accelerator: Accelerator | None = None
         self.precision: Precision | None = None
         self.devices: list[torch.device] = []
+        #: machines taking part (``Trainer(num_nodes=...)``), set before :meth:`connect`
+        self.num_nodes = 1
         #: the user's module, converted and on the device (``None`` before set-up)
         self.module: nn.Module | None = None
         #: what the steps run through: :meth:`wrap_model` around a :class:`StepForward`
@@ -137,9 +139,11 @@ class Strategy:
         if model is forward:
             return getattr(module, name)
 
+        # the wrapper is read at each call, not kept: once teardown drops it, nothing here
+        # holds a DistributedDataParallel (and its process group) alive
         def run(*args: Any, **kwargs: Any) -> Any:
             forward.step = name
-            return model(*args, **kwargs)
+            return self.model(*args, **kwargs)  # type: ignore[misc]
 
         return run
 
@@ -197,8 +201,9 @@ class Strategy:
         """Combine ``tensor`` across processes (``"mean"``, ``"sum"``, ``"max"``, ``"min"``)."""
         return tensor
 
-    def all_gather(self, tensor: Tensor) -> Tensor:
-        """``tensor`` from every process, stacked along a new first dimension."""
+    def all_gather(self, tensor: Tensor, sync_grads: bool = False) -> Tensor:
+        """``tensor`` from every process, stacked along a new first dimension; with
+        ``sync_grads`` gradients flow back to each process's own part."""
         return tensor.unsqueeze(0)
 
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
@@ -255,6 +260,10 @@ class Strategy:
         return load_checkpoint_safe(path)
 
     # ------------------------------------------------------------------ the end
+    def on_exception(self, error: BaseException) -> None:
+        """The entry point raised ``error`` (before teardown). The other processes are no
+        longer in step, so a distributed strategy issues no collective from here on."""
+
     def teardown(self) -> None:
         """Release what :meth:`setup_environment` and :meth:`setup_module` took."""
         self.model = self._forward = None

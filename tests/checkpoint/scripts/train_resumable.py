@@ -4,6 +4,7 @@ epoch, a step-saving ``ModelCheckpoint`` with ``last.ckpt`` and a top-k one.
 
 usage: train_resumable.py ROOT [--resume] [--workers N] [--epochs E] [--trajectory]
                           [--kill-at-step S] [--epoch-checkpoints] [--step-sleep SECONDS]
+                          [--devices N]
 
 Prints ``ready <ckpt_path>`` when training starts (the harness kills only after it) and
 writes the final weights to ``ROOT/final.pt``. ``--trajectory`` also writes the weights
@@ -11,6 +12,7 @@ after every optimizer step to ``ROOT/trajectory.pt``; ``--kill-at-step S`` sends
 to itself right after the checkpoint of step S; ``--epoch-checkpoints`` saves
 ``last.ckpt`` at epoch ends only and ``--step-sleep`` makes each step last longer (for the
 preemption tests, so that a signal sent at a random moment finds training running).
+``--devices 2`` trains with DDP in two processes started by ember.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--kill-at-step", type=int)
     parser.add_argument("--epoch-checkpoints", action="store_true")
     parser.add_argument("--step-sleep", type=float, default=0.0)
+    parser.add_argument("--devices", type=int, default=1)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -144,11 +147,15 @@ def main(argv: list[str]) -> None:
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        accelerator="cpu",
+        devices=args.devices,
     )
     model = Net()
     train = DataLoader(dataset(ROWS, 0), batch_size=BATCH, shuffle=True, num_workers=args.workers)
     val = DataLoader(dataset(VAL_ROWS, 1), batch_size=16)
     trainer.fit(model, train, val, ckpt_path="last" if args.resume else None)
+    if not trainer.is_global_zero:  # under DDP every rank holds the same weights
+        return
     torch.save(model.state_dict(), args.root / "final.pt")
     if args.trajectory:
         torch.save(trajectory.steps, args.root / "trajectory.pt")
