@@ -182,19 +182,19 @@ CASES: list[Bad] = [
     ),
     Bad(
         "logger-typo-of-uninstalled",
-        GOOD + '[[loggers]]\nname = "mlfow"\n',
+        GOOD + '[[loggers]]\nname = "neptnue"\n',
         contains=(
-            "loggers[0].name: no logger named 'mlfow'",
-            "'mlflow'",
-            "pip install ember-mlflow",
+            "loggers[0].name: no logger named 'neptnue'",
+            "'neptune'",
+            "pip install ember-neptune",
         ),
     ),
     Bad(
         "logger-known-not-installed",
-        GOOD + '[[loggers]]\nname = "wandb"\n',
+        GOOD + '[[loggers]]\nname = "neptune"\n',
         contains=(
-            "loggers[0].name: no logger named 'wandb' is installed",
-            "pip install ember-wandb",
+            "loggers[0].name: no logger named 'neptune' is installed",
+            "pip install ember-neptune",
         ),
     ),
     Bad(

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 from ember.hub.cli import main
-from ember.hub.manager import reset_plugin_manager
+from ember.hub.manager import FIRST_PARTY, reset_plugin_manager
 
 # test modules import config_helpers and bad_cases from this folder
 # (--import-mode=importlib puts no test folder on sys.path)
 sys.path.insert(0, str(Path(__file__).parent))
 
 from config_helpers import REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def uninstalled_tracker(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A first-party tracker name that is not installed: every real one is installed in
+    the test environment, so the "known but not installed" cases use this one."""
+    monkeypatch.setitem(FIRST_PARTY, ("logger", "neptune"), "ember-neptune")
+    return "neptune"
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_the_deprecated_file_store_is_refused_with_a_way_out(uri: str, monkeypat
 
 
 def test_bad_options_fail_when_the_logger_is_built(tmp_path: Path) -> None:
-    from ember.hub.errors import OptionsError
+    from ember.hub import OptionsError
     from ember.trainer import Trainer
 
     with pytest.raises(OptionsError, match="log_checkpoints"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ember.hub import get_plugin_manager
-from ember.hub.errors import OptionsError
+from ember.hub import OptionsError
 from ember.hub.testing import make_run_info
 from ember_wandb.logger import WandbLogger
 from wandb_helpers import files_under, images, offline_run, read_back
