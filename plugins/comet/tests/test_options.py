@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 from comet_helpers import archive, images, read_back
-from ember.hub import get_plugin_manager
-from ember.hub import OptionsError
+from ember.hub import OptionsError, get_plugin_manager
 from ember.hub.testing import make_run_info
 from ember_comet.logger import MODEL_NAME, CometLogger
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ember.hub import get_plugin_manager
-from ember.hub import OptionsError
+from ember.hub import OptionsError, get_plugin_manager
 from ember.hub.testing import make_run_info
 from ember_wandb.logger import WandbLogger
 from wandb_helpers import files_under, images, offline_run, read_back
