@@ -64,9 +64,9 @@ CASES: list[Bad] = [
     ),
     Bad(
         "unknown-accelerator",
-        '[trainer]\naccelerator = "gpu"\n' + GOOD,
+        '[trainer]\naccelerator = "tpu"\n' + GOOD,
         contains=(
-            "trainer.accelerator: no accelerator named 'gpu'",
+            "trainer.accelerator: no accelerator named 'tpu'",
             "Installed accelerator providers:",
         ),
     ),
