@@ -75,6 +75,40 @@ def _cmd_hooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plugin_new(args: argparse.Namespace) -> int:
+    from ember.hub.scaffold import ScaffoldError, next_steps, scaffold
+
+    try:
+        root = scaffold(args.name, args.kind, args.dir, license=args.license, author=args.author)
+    except ScaffoldError as exc:
+        print(f"ember plugin new: {exc}", file=sys.stderr)
+        return 2
+    print(next_steps(root, args.kind))
+    return 0
+
+
+def _add_plugin_parser(sub: argparse._SubParsersAction) -> None:
+    from ember.hub.scaffold import KINDS, LICENSES
+
+    p = sub.add_parser("plugin", help="create a plugin: `ember plugin new NAME --kind KIND`")
+    actions = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    new = actions.add_parser(
+        "new",
+        help="scaffold a plugin distribution that passes ember's conformance suite",
+        description="Create DIR/ember-NAME/: pyproject.toml with the ember entry point and "
+        "a compatible-versions pin, the package ember_NAME with a working implementation, "
+        "tests that run the conformance suite of KIND, a README and a LICENSE.",
+    )
+    new.add_argument("name", help="the plugin's name: lower-case letters, digits, hyphens")
+    new.add_argument("--kind", required=True, choices=list(KINDS), help="what it provides")
+    new.add_argument("--dir", default=".", help="where to create ember-NAME/ (default: here)")
+    new.add_argument(
+        "--license", default="Apache-2.0", choices=list(LICENSES), help="the LICENSE file"
+    )
+    new.add_argument("--author", default=None, help="copyright holder (default: your user)")
+    new.set_defaults(func=_cmd_plugin_new)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``ember`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -91,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hooks", help="list every hook a plugin or callback can implement")
     p.set_defaults(func=_cmd_hooks)
+
+    _add_plugin_parser(sub)
 
     from ember.hub.config.cli import add_config_parser, add_run_parsers
     from ember.hub.doctor import add_doctor_parser

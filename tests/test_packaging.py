@@ -40,6 +40,10 @@ def test_wheel_contains_every_sub_package_and_the_entry_points(tmp_path: Path) -
             rel = init.relative_to(ROOT / top).as_posix()
             assert f"{dotted}/{rel}" in names, f"{dotted}/{rel} is missing from the wheel"
     assert not any(n.startswith("ember/__init__") for n in names), "ember must stay a namespace"
+    templates = ROOT / "hub" / "templates"
+    for template in templates.rglob("*.tmpl"):
+        rel = template.relative_to(ROOT / "hub").as_posix()
+        assert f"ember/hub/{rel}" in names, f"the template {rel} is missing from the wheel"
     meta = next(n for n in names if n.endswith("entry_points.txt"))
     entry_points = zipfile.ZipFile(wheel).read(meta).decode()
     assert "[ember]\nbuiltins = ember.trainer.builtins" in entry_points

@@ -21,10 +21,15 @@ contract::
 
 Tests of capabilities the logger does not declare are skipped (reattach and rewind are
 tested only where declared). Set ``sdk_modules`` to the top-level modules of the tracker's
-SDK to check that discovering the plugin imports none of them. As a pytest plugin
-(``pytest_plugins = ["ember.hub.testing"]`` in a root ``conftest.py``) the module also
-gives any test the ``ember_run_info`` fixture. A tracker whose API
+SDK to check that discovering the plugin imports none of them. A tracker whose API
 cannot do what one test needs overrides that test and skips it with the reason.
+
+The kit around the suites (:mod:`ember.hub.testing.kit`): :func:`isolated_plugin_manager`,
+:func:`install_distribution` (a real ``pip install`` into a temporary folder, discovered
+through real entry points) and, as a pytest plugin (``pytest_plugins =
+["ember.hub.testing"]`` in a root ``conftest.py``), the fixtures ``ember_run_info``,
+``ember_plugin_manager`` and ``ember_install``. ``docs/testing-plugins.md`` walks through
+them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from ember.hub.manager import PluginManager, get_plugin_manager
+from ember.hub.testing.kit import (
+    InstalledDistribution,
+    ember_install,
+    ember_plugin_manager,
+    install_distribution,
+    isolated_plugin_manager,
+    missing_fixture,
+)
 from ember.hub.tracking import (
     STATUSES,
     Capabilities,
@@ -165,9 +179,26 @@ class LoggerConformance:
 
     def read_back(self, logger: Logger, run: RunInfo) -> ReadBack:
         """Read what ``logger`` stored for ``run``; every subclass implements this."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement read_back(logger, run) -> ReadBack"
+        missing_fixture(
+            self,
+            "read_back(self, logger, run) -> ReadBack",
+            "read what the logger stored for the run with the tracker's own reader",
         )
+
+    @pytest.fixture
+    def make_logger(self) -> Callable[[], Logger]:
+        """Required: a zero-argument callable that builds a fresh logger."""
+        missing_fixture(
+            self,
+            "a make_logger fixture",
+            "return a zero-argument callable that builds a fresh logger writing somewhere "
+            "read_back can read",
+        )
+
+    @pytest.fixture
+    def plugin_manager(self) -> PluginManager:
+        """The manager the provider is looked up in (override for an isolated one)."""
+        return get_plugin_manager()
 
     @pytest.fixture
     def ember_run_info(self, tmp_path: Path) -> RunInfo:
@@ -195,13 +226,15 @@ class LoggerConformance:
         assert isinstance(self._caps(logger), Capabilities)
         assert self._caps(logger).metrics, "every logger takes metrics"
 
-    def test_provider_record(self, make_logger: Callable[[], Logger]) -> None:
+    def test_provider_record(
+        self, make_logger: Callable[[], Logger], plugin_manager: PluginManager
+    ) -> None:
         """The plugin registers the provider with a lazy factory and an options schema."""
         if self.provider_name is None:
             pytest.skip("set provider_name to check the registered record")
-        from ember.hub import LoggerSpec, Option, get_plugin_manager
+        from ember.hub import LoggerSpec, Option
 
-        spec = get_plugin_manager().get("logger", self.provider_name)
+        spec = plugin_manager.get("logger", self.provider_name)
         assert isinstance(spec, LoggerSpec)
         assert spec.description, "give the provider a one-line description"
         for key, opt in spec.options.items():
@@ -521,4 +554,15 @@ class LoggerConformance:
             assert _same(back.hyperparams.get("model/hidden"), 8, self.rel_tol)
 
 
-__all__ = ["LoggerConformance", "ReadBack", "ember_run_info", "make_run_info"]
+__all__ = [
+    "InstalledDistribution",
+    "LoggerConformance",
+    "ReadBack",
+    "ember_install",
+    "ember_plugin_manager",
+    "ember_run_info",
+    "install_distribution",
+    "isolated_plugin_manager",
+    "make_run_info",
+    "missing_fixture",
+]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from ember.hub import PluginManager
 from ember.trainer.testing import (
     AcceleratorConformance,
@@ -14,6 +15,16 @@ from ember.trainer.testing import (
 
 class TestCPUAccelerator(AcceleratorConformance):
     accelerator = "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+class TestCUDAAccelerator(AcceleratorConformance):
+    accelerator = "cuda"
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="no MPS device here")
+class TestMPSAccelerator(AcceleratorConformance):
+    accelerator = "mps"
 
 
 class TestFloat32Precision(PrecisionConformance):
