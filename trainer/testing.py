@@ -30,10 +30,15 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
-from ember.hub import CallbackSpec, Option, PluginManager, get_plugin_manager
-from ember.hub.errors import UnknownHookError
-from ember.hub.lifecycle import callback_plugin
-from ember.hub.testing.kit import missing_fixture
+from ember.hub import (
+    CallbackSpec,
+    Option,
+    PluginManager,
+    UnknownHookError,
+    callback_plugin,
+    get_plugin_manager,
+)
+from ember.hub.testing import missing_fixture
 from ember.trainer.callback import Callback, callback_role
 from ember.trainer.checkpoint import load_checkpoint_safe
 from ember.trainer.module import EmberModule
