@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import getpass
+import importlib.util
 import keyword
 import re
 from dataclasses import dataclass
@@ -154,6 +155,13 @@ def validate_name(name: str, kind: str) -> PluginNames:
             f"({owner}); two plugins providing one "
             "name cannot be installed together: choose another name"
         )
+    from ember.hub.manager import FIRST_PARTY
+
+    if names.distribution in FIRST_PARTY.values():
+        raise ScaffoldError(
+            f"{names.distribution} is the name of one of ember's first-party plugins: "
+            "choose another name"
+        )
     try:
         found = metadata.distribution(names.distribution)
     except metadata.PackageNotFoundError:
@@ -162,6 +170,11 @@ def validate_name(name: str, kind: str) -> PluginNames:
         raise ScaffoldError(
             f"a distribution named {names.distribution} {found.version} is already installed: "
             "choose another name, or uninstall it first"
+        )
+    if importlib.util.find_spec(names.package) is not None:
+        raise ScaffoldError(
+            f"a module named {names.package} can already be imported here, and the new "
+            "plugin's package would clash with it: choose another name"
         )
     return names
 

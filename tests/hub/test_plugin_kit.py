@@ -53,6 +53,7 @@ def test_names_derive_from_one_rule() -> None:
         ("single-device", "strategy", "a built-in provider"),
         ("early-stopping", "callback", "a built-in provider"),
         ("tensorboard", "logger", "ember-tensorboard"),
+        ("mlflow", "callback", "ember's first-party plugins"),
         ("foo", "tracker", "unknown kind 'tracker'"),
     ],
 )
