@@ -303,3 +303,22 @@ def test_scaffolded_plugins_of_every_kind_install_and_pass_their_own_tests(
         f"\nscaffold+install {installed - started:.1f}s, listing and own tests "
         f"{done - installed:.1f}s: {summary}"
     )
+
+
+def test_the_guide_counts_the_checks_of_each_suite() -> None:
+    """docs/testing-plugins.md says how many checks each suite holds; keep it true."""
+    from ember.hub.testing import LoggerConformance
+    from ember.trainer import testing
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "testing-plugins.md").read_text()
+    suites = [
+        LoggerConformance,
+        testing.AcceleratorConformance,
+        testing.PrecisionConformance,
+        testing.StrategyConformance,
+        testing.CallbackConformance,
+    ]
+    for suite in suites:
+        count = len([name for name in dir(suite) if name.startswith("test_")])
+        row = next(line for line in docs.splitlines() if f".{suite.__name__}`" in line)
+        assert f"| {count} " in row, (suite.__name__, count, row)
