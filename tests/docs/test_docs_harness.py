@@ -61,10 +61,10 @@ def test_a_failing_block_fails_the_suite(tmp_path: Path) -> None:
             spec = importlib.util.spec_from_file_location("docs_harness", {str(HARNESS)!r})
             harness = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(harness)
-            page_sandbox = harness.page_sandbox
 
 
-            def test_page(page_sandbox):
+            def test_page(tmp_path, monkeypatch):
+                monkeypatch.chdir(tmp_path)
                 harness.run_page(Path({str(page)!r}))
             """
         )

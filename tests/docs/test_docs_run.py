@@ -23,7 +23,6 @@ from pathlib import Path
 from unittest import SkipTest
 
 import pytest
-import torch
 from ember.hub import reset_plugin_manager
 from sybil import Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
@@ -97,6 +96,8 @@ SYBIL = Sybil(
 def page_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh working directory and no tracker credentials; torch's global switches,
     the environment, sys.path and the modules a page wrote are restored afterwards."""
+    import torch  # here, not at the top: the harness's own tests run pages without torch
+
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
