@@ -1,4 +1,5 @@
-"""The docs run as written: every ```python block of README.md and docs/*.md is executed
+"""The docs run as written: every ```python block of README.md, docs/*.md and the plugins'
+README.md files is executed
 with Sybil, the blocks of one page in order and in one namespace, in a fresh temporary
 working directory with trackers that need no network.
 
@@ -30,7 +31,11 @@ from sybil.evaluators.skip import Skipper
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "plugins").glob("*/README.md")),
+]
 #: pages whose blocks take more than a few seconds (none today)
 SLOW_PAGES: set[str] = set()
 
