@@ -171,3 +171,24 @@ def test_a_block_naming_a_test_file_is_run_with_pytest(harness: ModuleType, tmp_
     with pytest.raises(pytest.fail.Exception, match="1 failed, 1 passed"):
         harness.run_page(page)
     assert (tmp_path / "mypkg" / "calc.py").read_text().startswith("# mypkg/calc.py")
+
+
+def test_a_marker_must_stand_right_before_a_python_block(
+    harness: ModuleType, tmp_path: Path
+) -> None:
+    """A marker before a text block would otherwise skip the next Python block below."""
+    page = write_page(
+        tmp_path,
+        """\
+        <!-- skip: next -->
+        ```text
+        output
+        ```
+
+        ```python
+        undefined_name
+        ```
+        """,
+    )
+    with pytest.raises(pytest.fail.Exception, match="must stand on the line right before"):
+        harness.run_page(page)

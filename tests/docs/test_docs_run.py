@@ -21,11 +21,10 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import SkipTest
 
 import pytest
 from ember.hub import reset_plugin_manager
-from sybil import Example, Sybil
+from sybil import Document, Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.evaluators.skip import Skipper
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
@@ -144,38 +143,54 @@ def page_traceback(exc: BaseException, path: str) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
+def check_marker(document: Document, examples: list[Example], i: int, where: object) -> None:
+    """A skip directive is exactly ``<!-- skip: next -->`` with a Python block right after
+    it: ``skip: start`` could turn off the rest of a page, and a marker before a text block
+    would silently skip the next Python block further down."""
+    marker = examples[i]
+    if marker.parsed != ("next", None):
+        got = " ".join(filter(None, marker.parsed))
+        pytest.fail(
+            f"{where}, line {marker.line}: mark a sketch with <!-- skip: next --> right "
+            f"before its block (got skip: {got})",
+            pytrace=False,
+        )
+    after = examples[i + 1] if i + 1 < len(examples) else None
+    if (
+        after is None
+        or isinstance(after.region.evaluator, Skipper)
+        or not re.fullmatch(r"\s*-*>?\s*", document.text[marker.end : after.start])
+    ):
+        pytest.fail(
+            f"{where}, line {marker.line}: <!-- skip: next --> must stand on the line right "
+            "before the ```python block it marks",
+            pytrace=False,
+        )
+
+
 def run_page(page: Path) -> tuple[int, int]:
     """Evaluate every block of ``page`` in order; return (blocks run, blocks skipped)."""
     __tracebackhide__ = True
     document = SYBIL.parse(page)
     document.namespace["__name__"] = "__main__"
-    ran = skipped = 0
-    failure = ""
+    examples = list(document.examples())
     where = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page
-    for example in document.examples():
-        is_skip = isinstance(example.region.evaluator, Skipper)
-        if is_skip and example.parsed != ("next", None):
-            pytest.fail(
-                f"{where}, line {example.line}: write a sketch's marker as <!-- skip: next --> "
-                f"right before its block (got skip: {' '.join(filter(None, example.parsed))})",
-                pytrace=False,
-            )
-        pushed = bool(document.evaluators)  # a skip directive is active for this block
+    ran = skipped = 0
+    for i, example in enumerate(examples):
+        is_marker = isinstance(example.region.evaluator, Skipper)
+        if is_marker:
+            check_marker(document, examples, i, where)
+        marked = bool(document.evaluators)  # the marker before this block is active
+        failure = ""
         try:
             example.evaluate()
-        except SkipTest:
-            skipped += 1
-            continue
         except Exception as exc:
             failure = f"{where}: the block at line {example.line} failed:\n"
             failure += page_traceback(exc, example.path)
         if failure:
             pytest.fail(failure, pytrace=False)
-        if not is_skip:
-            if pushed:
-                skipped += 1
-            else:
-                ran += 1
+        if not is_marker:
+            skipped, ran = (skipped + 1, ran) if marked else (skipped, ran + 1)
     return ran, skipped
 
 
