@@ -4,6 +4,7 @@ nothing. Each case runs the harness on a page written here."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import textwrap
@@ -192,3 +193,26 @@ def test_a_marker_must_stand_right_before_a_python_block(
     )
     with pytest.raises(pytest.fail.Exception, match="must stand on the line right before"):
         harness.run_page(page)
+
+
+def test_every_python_fence_of_the_docs_is_parsed() -> None:
+    """The run covers README.md, every docs page and the plugins' READMEs, and Sybil sees
+    each ```python fence of them (a parser that saw none would pass by running nothing)."""
+    harness = load_harness()
+    root = harness.ROOT
+    pages = {str(p.relative_to(root)) for p in harness.PAGES}
+    assert "README.md" in pages
+    assert {f"docs/{p.name}" for p in (root / "docs").glob("*.md")} <= pages
+    total = 0
+    for page in harness.PAGES:
+        fences = len(re.findall(r"^[ \t]*```python[ \t]*$", page.read_text(), re.MULTILINE))
+        document = harness.SYBIL.parse(page)
+        blocks = [
+            e
+            for e in document.examples()
+            if not isinstance(e.region.evaluator, harness.Skipper)
+            and document.text[e.start : e.end].lstrip().startswith("```")
+        ]
+        assert len(blocks) == fences, page
+        total += fences
+    assert total > 50

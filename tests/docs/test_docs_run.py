@@ -1,7 +1,6 @@
-"""The docs run as written: every ```python block of README.md, docs/*.md and the plugins'
-README.md files is executed
-with Sybil, the blocks of one page in order and in one namespace, in a fresh temporary
-working directory with trackers that need no network.
+"""The docs run as written: every ```python block of README.md, docs/*.md and the
+plugins' README.md files is executed with Sybil, the blocks of one page in order and in
+one namespace, in a fresh temporary working directory with trackers that need no network.
 
 A block is left out only when the line ``<!-- skip: next -->`` stands right before its
 fence (a sketch or a fragment). A block whose first line names a file
@@ -35,7 +34,7 @@ PAGES = [
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "plugins").glob("*/README.md")),
 ]
-#: pages whose blocks take more than a few seconds (none today)
+#: pages (relative to the repository root) whose blocks take more than a few seconds
 SLOW_PAGES: set[str] = set()
 
 #: ``# path/to/file.py`` on a block's first line
@@ -196,7 +195,10 @@ def run_page(page: Path) -> tuple[int, int]:
 
 @pytest.mark.parametrize(
     "page",
-    [pytest.param(p, marks=[pytest.mark.slow] if p.name in SLOW_PAGES else []) for p in PAGES],
+    [
+        pytest.param(p, marks=[pytest.mark.slow] if str(p.relative_to(ROOT)) in SLOW_PAGES else [])
+        for p in PAGES
+    ],
     ids=[str(p.relative_to(ROOT)) for p in PAGES],
 )
 def test_page_runs(page: Path, page_sandbox: Path) -> None:
