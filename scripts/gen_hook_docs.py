@@ -31,6 +31,10 @@ The order in which the trainer fires lifecycle hooks is described in
 [Hook order](hook-order.md).
 
 This page is generated from `hub/hookspecs.py` by `scripts/gen_hook_docs.py`.
+
+<!-- invisible-code-block: python
+from ember.hub import *  # the names the examples use (the docs tests run them)
+-->
 """
 
 
@@ -50,7 +54,9 @@ def section(name: str) -> str:
             body.append(f"- `{arg.strip()}`: {desc.strip().replace('``', '`')}")
         else:
             body.append(line.replace("``", "`"))
-    parts = [f"### `{name}`", "", "```python", signature_text(name), "```", "", *body, ""]
+    # a signature is not code that runs: the docs tests skip it
+    signature = ["<!-- skip: next -->", "```python", signature_text(name), "```"]
+    parts = [f"### `{name}`", "", *signature, "", *body, ""]
     if example.strip():
         parts += ["Example:", "", "```python", textwrap.dedent(example).strip("\n"), "```", ""]
     return "\n".join(parts)
