@@ -216,6 +216,7 @@ class ProviderSpec:
     manager from the entry point that registered the record.
     """
 
+    #: the kind of provider the record registers: a key of :data:`PROVIDER_HOOKS`
     kind: ClassVar[str] = "provider"
 
     #: the canonical name users select the provider by (lower case, ``-`` and ``_`` alike)
@@ -330,6 +331,7 @@ class ProviderSpec:
 class LoggerSpec(ProviderSpec):
     """An experiment tracker (``logger=`` in the Trainer)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "logger"
 
 
@@ -342,6 +344,7 @@ class AcceleratorSpec(ProviderSpec):
     hardware is present), so lower-ranked ones are never imported.
     """
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "accelerator"
 
     #: rank for ``accelerator="auto"``: above 0 it is tried, highest first (CUDA has 10)
@@ -352,6 +355,7 @@ class AcceleratorSpec(ProviderSpec):
 class PrecisionSpec(ProviderSpec):
     """A numeric precision mode (``precision=``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "precision"
 
 
@@ -359,6 +363,7 @@ class PrecisionSpec(ProviderSpec):
 class StrategySpec(ProviderSpec):
     """A way of spreading training over devices and processes (``strategy=``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "strategy"
 
 
@@ -366,6 +371,7 @@ class StrategySpec(ProviderSpec):
 class CallbackSpec(ProviderSpec):
     """A callback selectable by name (``callbacks=["early_stopping", ...]``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "callback"
 
 
