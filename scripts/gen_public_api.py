@@ -147,11 +147,20 @@ def base_name(base: type) -> str:
 LISTED: set[type] = set()
 
 
+def exported(cls: type) -> bool:
+    """Whether ``cls`` is public API of its own package (``ember.trainer.EmberModule``)."""
+    package = ".".join(cls.__module__.split(".")[:2])
+    return getattr(sys.modules.get(package), cls.__name__, None) is cls
+
+
 def own_members(cls: type) -> dict[str, Any]:
-    """What ``cls`` defines, plus what it inherits from ember classes that are not listed
-    themselves (a private base such as ``_Suite``): a subclass's author sees all of it."""
+    """What ``cls`` defines, plus what it inherits from ember classes that are public
+    nowhere (a private base such as ``_Suite``): a subclass's author sees all of it. A
+    base that is public (listed here, or exported by its package) speaks for itself."""
+    public_bases = [b for b in cls.__mro__[1:] if b in LISTED or exported(b)]
+    covered = {a for b in public_bases for a in b.__mro__}
     sources = [cls] + [
-        b for b in cls.__mro__[1:] if b.__module__.startswith("ember.") and b not in LISTED
+        b for b in cls.__mro__[1:] if b.__module__.startswith("ember.") and b not in covered
     ]
     members: dict[str, Any] = {}
     hints: dict[str, Any] = {}
