@@ -179,3 +179,9 @@ def test_the_script_refuses_an_unrecorded_change(
     )
     assert gen.main([]) == 0
     assert listing.read_text() == gen.render()
+
+
+def test_the_changes_page_has_an_unreleased_section() -> None:
+    """The script records decisions only under '## Unreleased'; without the section no
+    change could ever be recorded."""
+    assert gen.unreleased(gen.CHANGES.read_text()).startswith("## Unreleased")
