@@ -189,27 +189,25 @@ def test_strict_mode_skips_an_incompatible_plugin_without_importing_it(
     assert proc.stdout.split() == ["unknown", "False"], proc.stderr
 
 
+@pytest.mark.slow  # two `ember doctor` processes, each importing torch (about 12 s)
 def test_doctor_reports_incompatible_as_a_problem_and_undeclared_as_a_warning(
     installed_plugins, ember_cli
 ) -> None:
-    proc = ember_cli("doctor", "--json", plugins=[installed_plugins["compat_none"]])
-    report = json.loads(proc.stdout)
-    assert proc.returncode == 0 and report["ok"], proc.stdout
-    text = ember_cli("doctor", plugins=[installed_plugins["compat_none"]]).stdout
-    assert "    warning: no declared compatibility: ember-fixture-compat-none 1.0.0" in text
+    proc = ember_cli("doctor", plugins=[installed_plugins["compat_none"]])
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a warning, not a problem
+    assert "    warning: no declared compatibility: ember-fixture-compat-none 1.0.0" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "ok"
 
-    both = [installed_plugins["compat_ok"], installed_plugins["compat_old"]]
-    proc = ember_cli("doctor", "--json", plugins=both)
-    report = json.loads(proc.stdout)
-    assert proc.returncode == 1 and not report["ok"]
-    plugins = {p["name"]: p for p in report["plugins"]}
-    assert plugins["fixture_compat_old"]["compatibility"]["status"] == "incompatible"
-    proc = ember_cli("doctor", plugins=both)
+    proc = ember_cli(
+        "doctor", plugins=[installed_plugins["compat_ok"], installed_plugins["compat_old"]]
+    )
     assert proc.returncode == 1
     assert "IncompatiblePluginWarning" not in proc.stderr  # said once, in the report
     lines = proc.stdout.splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("fixture_compat_old"))
     assert lines[at + 1].startswith("    INCOMPATIBLE: installed ember ")
+    ok = next(i for i, ln in enumerate(lines) if ln.strip().startswith("fixture_compat_ok"))
+    assert not lines[ok + 1].startswith("    ")  # a compatible plugin gets no remark
     assert lines[-1] == "PROBLEMS FOUND (see above)"
 
 
