@@ -7,9 +7,11 @@ imports neither torch nor ``ember.trainer`` nor any tracker SDK.
 
 from __future__ import annotations
 
+from ember.hub.compat import Compatibility
 from ember.hub.errors import (
     DuplicateProviderError,
     EmberPluginError,
+    IncompatiblePluginWarning,
     OptionsError,
     PluginLoadError,
     PluginSettingsError,
@@ -49,8 +51,10 @@ __all__ = [
     "PROVIDER_HOOKS",
     "AcceleratorSpec",
     "CallbackSpec",
+    "Compatibility",
     "DuplicateProviderError",
     "EmberPluginError",
+    "IncompatiblePluginWarning",
     "Lifecycle",
     "Logger",
     "LoggerSpec",

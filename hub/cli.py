@@ -7,11 +7,13 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ember.hub import __version__
-from ember.hub.errors import EmberPluginError
-from ember.hub.manager import get_plugin_manager
+from ember.hub.compat import COMPATIBLE, INCOMPATIBLE
+from ember.hub.errors import EmberPluginError, IncompatiblePluginWarning
+from ember.hub.manager import PluginInfo, PluginManager, get_plugin_manager
 from ember.hub.records import PROVIDER_HOOKS
 
 
@@ -31,9 +33,64 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def compat_cell(info: PluginInfo) -> str:
+    """The EMBER column of ``ember plugins``: the ember versions the plugin supports,
+    marked when the installed ember is not among them."""
+    compat = info.compatibility
+    if compat is None:
+        return "-"
+    if compat.status == COMPATIBLE:
+        return specifier_text(compat.requirement)
+    if compat.status == INCOMPATIBLE:
+        return f"INCOMPATIBLE ({specifier_text(compat.requirement)})"
+    return "undeclared"
+
+
+def compat_notes(infos: list[PluginInfo]) -> list[str]:
+    """One line per plugin whose compatibility needs a word: why an incompatible plugin
+    does not fit (an error when strict mode skipped it, a warning when it was loaded
+    anyway), and which plugins declare no ember versions at all."""
+    lines = []
+    for info in infos:
+        compat = info.compatibility
+        if compat is None or compat.status == COMPATIBLE or info.status == "blocked":
+            continue
+        if compat.status == INCOMPATIBLE:
+            if info.status == "incompatible":
+                lines.append(f"error: plugin {info.name!r} skipped: {compat.reason}")
+            else:
+                lines.append(
+                    f"warning: plugin {info.name!r} is incompatible: {compat.reason}. It was "
+                    "loaded anyway; EMBER_STRICT_PLUGINS=1 skips it"
+                )
+        else:
+            lines.append(
+                f"warning: plugin {info.name!r}: no declared compatibility: {compat.reason}"
+            )
+    return lines
+
+
+def specifier_text(requirement: str | None) -> str:
+    """``ember<0.2,>=0.1`` as people write it: ``>=0.1,<0.2`` (lower bounds first)."""
+    from packaging.requirements import Requirement
+
+    if not requirement:
+        return "-"
+    order = {">": 0, ">=": 0, "~=": 1, "==": 1, "===": 1, "!=": 2, "<=": 3, "<": 3}
+    specs = sorted(Requirement(requirement).specifier, key=lambda s: (order[s.operator], s.version))
+    return ",".join(str(s) for s in specs)
+
+
+def load_quietly() -> PluginManager:
+    """The plugin manager, without the incompatibility warnings a listing shows itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompatiblePluginWarning)
+        return get_plugin_manager()
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     try:
-        pm = get_plugin_manager()
+        pm = load_quietly()
     except EmberPluginError as exc:  # strict mode turns a broken plugin into this
         print(f"ember: {exc}", file=sys.stderr)
         return 1
@@ -57,9 +114,12 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             if i.status == "active" and i.hooks:
                 hooks = ", ".join(h.removeprefix("ember_") for h in i.hooks)
                 detail = f"{detail}; hooks: {hooks}" if detail else f"hooks: {hooks}"
-            rows.append([i.name, i.distribution or "-", i.version or "-", i.status, detail])
-        header = ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES"]
+            row = [i.name, i.distribution or "-", i.version or "-", i.status]
+            rows.append([*row, compat_cell(i), detail])
+        header = ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "EMBER", "PROVIDES"]
         print(_table(rows, header) if rows else "no plugins found")
+        for line in compat_notes(infos):
+            print(line, file=sys.stderr)
         for message in conflicts:
             print(f"error: {message}", file=sys.stderr)
     return 2 if conflicts else 0

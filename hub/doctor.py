@@ -1,7 +1,8 @@
 """``ember doctor``: what this environment can run. Python, torch and its devices, every
 plugin and its status, and for each tracker whether the credentials it declares are
 present in the environment (never their values). Exits 1 when something is broken (torch
-missing, a plugin failed to load, two plugins claim one name)."""
+missing, a plugin failed to load or was made for other ember versions, two plugins claim
+one name); a plugin that declares no ember versions gets a warning."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 from ember.hub import __version__
-from ember.hub.errors import EmberPluginError
+from ember.hub.compat import COMPATIBLE, INCOMPATIBLE
+from ember.hub.errors import EmberPluginError, IncompatiblePluginWarning
 from ember.hub.manager import FIRST_PARTY, get_plugin_manager
 
 
@@ -77,7 +80,9 @@ def collect() -> dict[str, Any]:
         "torch": _torch(),
     }
     try:
-        pm = get_plugin_manager()
+        with warnings.catch_warnings():  # the report says it, with the reason
+            warnings.simplefilter("ignore", IncompatiblePluginWarning)
+            pm = get_plugin_manager()
         report["plugins"] = [i.as_dict() for i in pm.plugins()]
         report["conflicts"] = pm.conflicts
         loggers = pm.providers("logger") if not pm.conflicts else {}
@@ -103,6 +108,7 @@ def collect() -> dict[str, Any]:
         and report["torch"]["ok"]
         and not report["conflicts"]
         and all(p["status"] != "failed" for p in report["plugins"])
+        and not any(_compat(p) == INCOMPATIBLE for p in report["plugins"])
     )
     return report
 
@@ -131,6 +137,7 @@ def format_report(report: dict[str, Any]) -> str:
         where = " ".join(filter(None, (p["distribution"], p["version"]))) or "code"
         detail = f": {p['error']}" if p["status"] != "active" and p["error"] else ""
         lines.append(f"  {p['name']:<16} {p['status']:<8} {where}{detail}")
+        lines += compat_lines(p)
     for message in report["conflicts"]:
         lines.append(f"  CONFLICT: {message}")
     lines.append("trackers")
@@ -151,6 +158,23 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines.append("ok" if report["ok"] else "PROBLEMS FOUND (see above)")
     return "\n".join(lines)
+
+
+def _compat(plugin: dict[str, Any]) -> str | None:
+    compat = plugin.get("compatibility")
+    return compat["status"] if compat else None
+
+
+def compat_lines(plugin: dict[str, Any]) -> list[str]:
+    """What the report says under a plugin about the ember versions it supports: an
+    incompatible plugin is a problem (it is skipped under strict mode, and may break
+    otherwise); one that declares no versions gets a warning."""
+    compat = plugin.get("compatibility")
+    if not compat or compat["status"] == COMPATIBLE:
+        return []
+    if compat["status"] == INCOMPATIBLE:
+        return [f"    INCOMPATIBLE: {compat['reason']}"]
+    return [f"    warning: no declared compatibility: {compat['reason']}"]
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -34,3 +34,8 @@ class PluginSettingsError(EmberPluginError, ValueError):
 
 class PluginWarning(UserWarning):
     """Something about the plugin set-up that is probably not what was meant."""
+
+
+class IncompatiblePluginWarning(PluginWarning):
+    """A plugin's distribution declares ember versions that exclude the installed one; it
+    is loaded anyway (``EMBER_STRICT_PLUGINS=1`` skips it instead)."""

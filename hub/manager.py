@@ -19,8 +19,16 @@ from typing import Any
 
 import pluggy
 from ember.hub import hookspecs
+from ember.hub.compat import (
+    INCOMPATIBLE,
+    UNDECLARED,
+    Compatibility,
+    check_distribution,
+    installed_ember_version,
+)
 from ember.hub.errors import (
     DuplicateProviderError,
+    IncompatiblePluginWarning,
     PluginLoadError,
     PluginSettingsError,
     PluginWarning,
@@ -98,10 +106,13 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     entry_point: str | None = None
-    status: str = "active"  # active | blocked | failed
+    status: str = "active"  # active | blocked | failed | incompatible
     error: str | None = None
     provides: list[tuple[str, str]] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
+    #: the ember versions its distribution declares (None for ember's own built-ins and for
+    #: plugins registered from code, which have no distribution metadata to read)
+    compatibility: Compatibility | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``ember plugins --json``."""
@@ -114,6 +125,7 @@ class PluginInfo:
             "error": self.error,
             "provides": [{"kind": k, "name": n} for k, n in self.provides],
             "hooks": list(self.hooks),
+            "compatibility": self.compatibility.as_dict() if self.compatibility else None,
         }
 
 
@@ -124,7 +136,10 @@ class PluginManager:
         ``EMBER_DISABLE_PLUGIN_AUTOLOAD=1``). ember's own built-ins always load.
     :param block: plugin names to skip (default: ``EMBER_BLOCK_PLUGINS``); a name matches
         an entry point name or a distribution name, with or without the ``ember-`` prefix.
-    :param strict: make a plugin that fails to load fatal (default: ``EMBER_STRICT_PLUGINS``).
+    :param strict: make a plugin that fails to load fatal, and skip a plugin whose
+        distribution declares ember versions that exclude the installed one (default:
+        ``EMBER_STRICT_PLUGINS``). Without it such a plugin loads, with a
+        :class:`PluginWarning`.
     """
 
     def __init__(
@@ -152,6 +167,7 @@ class PluginManager:
         self._conflicts: list[str] = []
         self._records_by_plugin: dict[int, list[ProviderSpec]] = {}
         self._loaded = False
+        self._compat_cache: dict[str, Compatibility] = {}
 
     # ------------------------------------------------------------------ loading
     def load_entrypoints(self) -> None:
@@ -168,12 +184,16 @@ class PluginManager:
             seen.add((dist, ep.name))
             info = PluginInfo(ep.name, dist, version, entry_point=f"{ep.name} = {ep.value}")
             self._infos.append(info)
+            if ep.dist is not None and normalize_name(ep.dist.name) != CORE_DISTRIBUTION:
+                info.compatibility = self._compatibility(ep.dist)
             if self._is_blocked(ep.name, dist):
                 info.status = "blocked"
                 continue
             if not self.autoload and normalize_name(dist or "") != CORE_DISTRIBUTION:
                 info.status = "blocked"
                 info.error = "autoload disabled (EMBER_DISABLE_PLUGIN_AUTOLOAD=1)"
+                continue
+            if not self._compatible_enough(info):
                 continue
             try:
                 plugin = ep.load()
@@ -182,6 +202,38 @@ class PluginManager:
                 self._fail(info, exc)
         if self._blocked_from_env:
             self._warn_unknown_blocks(seen)
+
+    def _compatibility(self, dist: metadata.Distribution) -> Compatibility:
+        """The verdict on ``dist``'s declared ember versions (once per distribution)."""
+        key = normalize_name(dist.name)
+        if key not in self._compat_cache:
+            try:
+                verdict = check_distribution(dist, installed_ember_version())
+            except Exception as exc:  # unreadable metadata must not stop discovery
+                verdict = Compatibility(
+                    UNDECLARED, None, f"the metadata of {dist.name} could not be read: {exc}"
+                )
+            self._compat_cache[key] = verdict
+        return self._compat_cache[key]
+
+    def _compatible_enough(self, info: PluginInfo) -> bool:
+        """Whether to load a plugin: one made for other ember versions is skipped under
+        strict mode; otherwise it loads with a warning, in case it still works (most
+        releases break little), and it fails like any plugin if it does not."""
+        compat = info.compatibility
+        if compat is None or compat.status != INCOMPATIBLE:
+            return True
+        if self.strict:
+            info.status = "incompatible"
+            info.error = f"{compat.reason} (skipped: EMBER_STRICT_PLUGINS=1)"
+            return False
+        warnings.warn(
+            f"plugin {info.name!r} is incompatible: {compat.reason}. It is loaded anyway; "
+            "EMBER_STRICT_PLUGINS=1 skips it",
+            IncompatiblePluginWarning,
+            stacklevel=4,
+        )
+        return True
 
     def _warn_unknown_blocks(self, seen: set[tuple[str | None, str]]) -> None:
         """Warn about blocked names that match no installed plugin (a typo blocks nothing)."""

@@ -118,12 +118,20 @@ class Option:
     ``ember doctor`` reports whether it is set, never its value.
     """
 
+    #: the value's type: ``str``, ``int``, ``float``, ``bool``, ``path``, ``list``,
+    #: ``dict`` or ``any``
     type: str = "any"
+    #: the value the provider receives when the option is not given (None: not passed)
     default: Any = None
+    #: one line for users: shown by ``ember config schema`` and in error messages
     description: str = ""
+    #: the option must be given (or read from :attr:`env`); a missing one is an error
     required: bool = False
+    #: never written to a journal, a tracker's hyperparameters or a printed configuration
     secret: bool = False
+    #: the only values accepted, when given
     choices: tuple[Any, ...] | None = None
+    #: the environment variable the option is read from when it is not given
     env: str | None = None
 
     def __post_init__(self) -> None:
@@ -208,15 +216,24 @@ class ProviderSpec:
     manager from the entry point that registered the record.
     """
 
+    #: the kind of provider the record registers: a key of :data:`PROVIDER_HOOKS`
     kind: ClassVar[str] = "provider"
 
+    #: the canonical name users select the provider by (lower case, ``-`` and ``_`` alike)
     name: str
+    #: an import string ``"package.module:attr"`` or a callable that builds the provider
     factory: str | Callable[..., Any]
+    #: one line shown by ``ember plugins`` and ``ember config schema``
     description: str = ""
+    #: other names that select the same provider
     aliases: tuple[str, ...] = ()
+    #: the options schema: option name to :class:`Option`, checked before anything is built
     options: Mapping[str, Option] = field(default_factory=dict)
+    #: pass options the schema does not name on to the factory instead of refusing them
     allow_extra_options: bool = False
+    #: the distribution that registered the record (filled in by the plugin manager)
     distribution: str | None = None
+    #: that distribution's version (filled in by the plugin manager)
     version: str | None = None
 
     def __post_init__(self) -> None:
@@ -314,6 +331,7 @@ class ProviderSpec:
 class LoggerSpec(ProviderSpec):
     """An experiment tracker (``logger=`` in the Trainer)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "logger"
 
 
@@ -326,8 +344,10 @@ class AcceleratorSpec(ProviderSpec):
     hardware is present), so lower-ranked ones are never imported.
     """
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "accelerator"
 
+    #: rank for ``accelerator="auto"``: above 0 it is tried, highest first (CUDA has 10)
     auto_priority: int = 0
 
 
@@ -335,6 +355,7 @@ class AcceleratorSpec(ProviderSpec):
 class PrecisionSpec(ProviderSpec):
     """A numeric precision mode (``precision=``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "precision"
 
 
@@ -342,6 +363,7 @@ class PrecisionSpec(ProviderSpec):
 class StrategySpec(ProviderSpec):
     """A way of spreading training over devices and processes (``strategy=``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "strategy"
 
 
@@ -349,6 +371,7 @@ class StrategySpec(ProviderSpec):
 class CallbackSpec(ProviderSpec):
     """A callback selectable by name (``callbacks=["early_stopping", ...]``)."""
 
+    #: the kind of provider the record registers
     kind: ClassVar[str] = "callback"
 
 

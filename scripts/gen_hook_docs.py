@@ -28,7 +28,9 @@ prefix (`on_train_batch_end`) and may take all arguments positionally, Lightning
 see [Plugins](plugins.md). `ember hooks` prints this list.
 
 The order in which the trainer fires lifecycle hooks is described in
-[Hook order](hook-order.md).
+[Hook order](hook-order.md). The fields of the records provider hooks return, and the
+methods of the classes their factories build, are in the
+[records and contracts reference](plugin-reference.md).
 
 This page is generated from `hub/hookspecs.py` by `scripts/gen_hook_docs.py`.
 

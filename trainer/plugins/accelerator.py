@@ -64,6 +64,7 @@ class Accelerator:
     """A device family. Subclasses set :attr:`name` and :attr:`device_type`, implement
     :meth:`parse_devices`, and add their device's determinism switches and random state."""
 
+    #: the provider name the class is registered under (the record's spelling)
     name: ClassVar[str] = ""
     #: the ``torch.device`` type of this family (``"cpu"``, ``"cuda"``, ...)
     device_type: ClassVar[str] = "cpu"

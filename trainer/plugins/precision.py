@@ -39,6 +39,7 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
 class Precision:
     """Full precision in the module's own dtype; the base of every precision mode."""
 
+    #: the provider name the class is registered under (the record's spelling)
     name: ClassVar[str] = ""
     #: whether :meth:`forward_context` does anything (the loop skips the ``with`` if not)
     has_forward_context: ClassVar[bool] = False

@@ -60,6 +60,7 @@ class Strategy:
     :meth:`no_backward_sync`, the collectives), and :meth:`teardown`.
     """
 
+    #: the provider name the class is registered under (the record's spelling)
     name: ClassVar[str] = ""
 
     def __init__(self) -> None:
