@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--no-prog-bar", action="store_true")
     parser.add_argument("--no-bar", action="store_true")
+    parser.add_argument(
+        "--compare-bar", action="store_true", help="fit without the bar first, then with it"
+    )
     parser.add_argument("--metrics", type=int, default=0, help="extra prog_bar metrics")
     parser.add_argument("--chatty", action="store_true")
     parser.add_argument("--validation", action="store_true")
@@ -85,24 +88,26 @@ def main() -> None:
     data = TensorDataset(x, x.sum(dim=1, keepdim=True))
     train = DataLoader(data, batch_size=2)
     val = DataLoader(data, batch_size=50)
-    trainer = Trainer(
-        max_epochs=args.epochs,
-        default_root_dir=args.root,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=not args.no_bar,
-        num_sanity_val_steps=0,
-        callbacks=[Chatty()] if args.chatty else [],
-    )
-    model = Model(prog_bar=not args.no_prog_bar, metrics=args.metrics)
     for name in ("item", "tolist"):
         _count(name)
-    trainer.fit(model, train, val if args.validation else None)
-    if args.then_validate_and_predict:
-        trainer.validate(model, val, verbose=False)
-        trainer.predict(model, val)
-    sys.stdout.write(f"TRANSFERS {transfers}\n")
+    for bar in [False, True] if args.compare_bar else [not args.no_bar]:
+        before = transfers
+        trainer = Trainer(
+            max_epochs=args.epochs,
+            default_root_dir=args.root,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=bar,
+            num_sanity_val_steps=0,
+            callbacks=[Chatty()] if args.chatty else [],
+        )
+        model = Model(prog_bar=not args.no_prog_bar, metrics=args.metrics)
+        trainer.fit(model, train, val if args.validation else None)
+        if args.then_validate_and_predict:
+            trainer.validate(model, val, verbose=False)
+            trainer.predict(model, val)
+        sys.stdout.write(f"TRANSFERS {transfers - before}\n")
 
 
 if __name__ == "__main__":
