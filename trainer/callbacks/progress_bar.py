@@ -232,8 +232,11 @@ class _LineThrough:
         self._target = target
         self._bar = bar
         self._pending = ""
+        self._released = False
 
     def write(self, text: str) -> int:
+        if self._released:  # kept by someone past the bar's life: a plain stream again
+            return self._target.write(text)
         with self._bar.lock:
             head, newline, self._pending = (self._pending + text).rpartition("\n")
             if newline:
@@ -253,6 +256,7 @@ class _LineThrough:
     def release(self) -> None:
         """Write out a partial line still waiting (the bar is closing)."""
         with self._bar.lock:
+            self._released = True
             if self._pending:
                 self._bar.clear()
                 self._target.write(self._pending)
