@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import pytest
+from ember.trainer import Callback
 from ember.trainer.callbacks import ProgressBar
 
 
@@ -124,3 +125,42 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # the terminal side was closed
         return b""
+
+
+def test_a_stream_kept_past_the_bar_writes_plainly(
+    make_trainer: Any, model_cls: Any, make_loader: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code that keeps ``sys.stdout`` while the bar is up (a ``redirect_stdout`` that ends
+    later, a handler made in a hook) must not draw the bar again once it is closed."""
+    master, replica = os.openpty()
+    fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    received = bytearray()
+
+    def drain() -> None:
+        while chunk := _read(master):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    kept: list[Any] = []
+
+    class Keep(Callback):
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            kept.append(sys.stdout)
+            print("during the epoch")
+
+    with os.fdopen(replica, "w", buffering=1) as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        monkeypatch.setattr(sys, "stdout", terminal)
+        trainer = make_trainer(max_epochs=1, callbacks=[ProgressBar(), Keep()])
+        trainer.fit(model_cls(), make_loader(n=32))
+        assert sys.stdout is terminal and sys.stderr is terminal  # given back
+        kept[0].write("after the bar\n")
+        kept[0].flush()
+    reader.join(timeout=5)
+    os.close(master)
+    text = received.decode(errors="replace")
+    assert kept[0] is not terminal  # it was the bar's stand-in
+    before, _, after = text.partition("during the epoch")
+    assert "Epoch 0" in before and "Epoch 0: 100%" in after
+    assert text.endswith("after the bar\r\n") and "Epoch" not in text.rpartition("100%")[2]
