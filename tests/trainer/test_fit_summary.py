@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ember.hub import Logger
 from ember.trainer import Callback, EmberModule
-from ember.trainer.callbacks import EarlyStopping, ModelCheckpoint
+from ember.trainer.callbacks import EarlyStopping, LambdaCallback, ModelCheckpoint, Timer
 from ember.trainer.errors import MisconfigurationError
 from trainer_helpers import TinyModel, make_loader
 
@@ -59,6 +59,10 @@ def test_summary_names_the_reason_the_best_checkpoint_the_run_and_each_tracker(
     assert not os.path.isabs(summary[3].split(": ", 1)[1])
 
 
+def _stop(trainer: Any, module: Any) -> None:
+    trainer.should_stop = True
+
+
 @pytest.mark.parametrize(
     ("flags", "callbacks", "reason"),
     [
@@ -69,8 +73,18 @@ def test_summary_names_the_reason_the_best_checkpoint_the_run_and_each_tracker(
             [EarlyStopping("val_loss", stopping_threshold=10.0)],
             "early stopping on 'val_loss': Stopping threshold reached",
         ),
+        (
+            {"max_epochs": 5},
+            [Timer(duration="00:00:00:00", verbose=False)],
+            "the Timer callback's time limit reached",
+        ),
+        (
+            {"max_epochs": 5},
+            [LambdaCallback(on_train_epoch_end=_stop)],
+            "trainer.should_stop was set (by the module or a callback)",
+        ),
     ],
-    ids=["max_steps", "max_time", "early_stopping"],
+    ids=["max_steps", "max_time", "early_stopping", "timer", "should_stop"],
 )
 def test_summary_says_why_training_stopped(
     make_trainer: Any,
