@@ -133,6 +133,8 @@ class TrainerFlags:
     enable_checkpointing: bool
     enable_progress_bar: bool
     enable_model_summary: bool
+    #: print the end-of-fit summary (``None`` given: follows ``enable_progress_bar``)
+    enable_fit_summary: bool
     logger_timeout: float
 
     @classmethod
@@ -157,6 +159,7 @@ class TrainerFlags:
         enable_checkpointing: bool | None = None,
         enable_progress_bar: bool | None = None,
         enable_model_summary: bool | None = None,
+        enable_fit_summary: bool | None = None,
         accumulate_grad_batches: int = 1,
         gradient_clip_val: int | float | None = None,
         gradient_clip_algorithm: str | None = None,
@@ -219,6 +222,11 @@ class TrainerFlags:
             raise MisconfigurationError(
                 f"deterministic must be True, False, 'warn' or None; got {deterministic!r}"
             )
+        if enable_fit_summary not in (None, True, False):
+            raise MisconfigurationError(
+                f"enable_fit_summary must be True, False or None (follow enable_progress_bar); "
+                f"got {enable_fit_summary!r}"
+            )
         if (
             isinstance(logger_timeout, bool)
             or not isinstance(logger_timeout, (int, float))
@@ -258,5 +266,8 @@ class TrainerFlags:
             enable_checkpointing=enable_checkpointing is not False,
             enable_progress_bar=enable_progress_bar is not False,
             enable_model_summary=enable_model_summary is not False,
+            enable_fit_summary=enable_progress_bar is not False
+            if enable_fit_summary is None
+            else enable_fit_summary,
             logger_timeout=float(logger_timeout),
         )

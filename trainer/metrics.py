@@ -4,11 +4,14 @@ flushed values leave the loops (:meth:`Metrics.publish`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ember.trainer.results import ResultCollection, to_host
 from torch import Tensor
+
+#: tags the progress bar's values inside a flush's transfer (no logged name starts with NUL)
+_VIEW = "\0view:"
 
 
 class Metrics:
@@ -68,6 +71,27 @@ class Metrics:
         """Drop the views (after the sanity check, whose values must leave no trace)."""
         self._callback_metrics.clear()
         self._progress_bar_metrics.clear()
+
+    def flush_to_host(
+        self,
+        results: ResultCollection,
+        values: Mapping[str, Tensor | float],
+        extra: Sequence[Tensor] = (),
+    ) -> tuple[dict[str, float], list[float]]:
+        """:func:`to_host` for a flush point that also refreshes
+        :attr:`flushed_progress_bar_metrics` from ``results`` in the same transfer, so the
+        progress bar never needs a transfer of its own."""
+        view = results.progress_view()
+        host, extras = to_host({**values, **{_VIEW + k: v for k, v in view.items()}}, extra)
+        for key in view:
+            self._progress_bar_metrics[key] = host.pop(_VIEW + key)
+        return host, extras
+
+    @property
+    def flushed_progress_bar_metrics(self) -> dict[str, float]:
+        """``prog_bar=True`` values as of the last flush point (``log_every_n_steps``, epoch
+        and evaluation ends) as floats: reading them costs no host transfer."""
+        return self._progress_bar_metrics
 
     @property
     def callback_metrics(self) -> dict[str, Tensor]:

@@ -14,7 +14,7 @@ from ember.hub import PluginManager
 from ember.trainer.errors import MisconfigurationError
 
 if TYPE_CHECKING:
-    from ember.hub.tracking import LoggerArg, LoggerEntry, Run
+    from ember.hub.tracking import LoggerArg, LoggerEntry, Report, Run
 
 
 class TrackingSession:
@@ -42,6 +42,8 @@ class TrackingSession:
         self._hparams_logged: tuple[str, str] | None = None
         #: the run's directory once one was made (every rank learns rank zero's)
         self.run_dir: str | None = None
+        #: where each logger stood when the last stage ended (``None``: no run recorded it)
+        self.report: Report | None = None
 
     def start(
         self,
@@ -119,10 +121,12 @@ class TrackingSession:
         A success keeps the tracker runs open for the next stage; a failure or an
         interruption finalizes them now."""
         self.resume_from = None
+        self.report = None
         run = self.run
         if not run.enabled or run.report is not None:
             return None
         report = run.end_stage(stage, outcome) if outcome == "success" else run.finish(outcome)
+        self.report = report
         return None if report.complete else str(report)
 
     @property

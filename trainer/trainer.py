@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,7 @@ class Trainer:
         enable_checkpointing: bool | None = None,
         enable_progress_bar: bool | None = None,
         enable_model_summary: bool | None = None,
+        enable_fit_summary: bool | None = None,
         accumulate_grad_batches: int = 1,
         gradient_clip_val: int | float | None = None,
         gradient_clip_algorithm: str | None = None,
@@ -131,6 +133,8 @@ class Trainer:
         #: the fit loop of the running (or last) fit
         self.fit_loop: FitLoop | None = None
         self._transfer: Callable[[Any, int], Any] | None = None
+        #: when the running fit started training (``None``: it has not got that far)
+        self._fit_started: float | None = None
 
     def __getattr__(self, name: str) -> Any:
         # Lightning's flag attributes (trainer.max_epochs, ...) read the checked flags
@@ -772,7 +776,7 @@ class Trainer:
             ("datamodule.teardown", lambda: datamodule.teardown(stage) if datamodule else None),
             ("callbacks' teardown", lambda: hooks.teardown(stage)),
             (f"{type(self.strategy).__name__}.teardown", self.strategy.teardown),
-            ("tracking run", lambda: self._finish_tracking(outcome)),
+            ("tracking run", lambda: self._finish_tracking(outcome, error)),
         ]
         first: BaseException | None = error
         for what, step in steps:
@@ -789,8 +793,16 @@ class Trainer:
         if first is not None and first is not error:
             raise first
 
-    def _finish_tracking(self, outcome: str) -> None:
+    def _finish_tracking(self, outcome: str, error: BaseException | None) -> None:
         report = self.tracking.finish(outcome, self._stage_name())
+        started, self._fit_started = self._fit_started, None
+        # a fit that failed before training (bad data, a missing hook) gets no summary
+        fitted = self._state.fn is TrainerFn.FITTING and started is not None
+        if fitted and self.flags.enable_fit_summary:
+            from ember.trainer.fit_summary import fit_summary
+
+            self.print(fit_summary(self, outcome, error, self.tracking.report, started))
+            return
         if report is not None:
             self.print(report)
 
@@ -896,6 +908,7 @@ class Trainer:
             transfer=self._transfer,
             stop_requested=lambda: self.should_stop,
         )
+        self._fit_started = time.monotonic()
         hooks.start("on_fit_start")
         anomaly = (
             torch.autograd.detect_anomaly()

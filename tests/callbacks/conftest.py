@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 import torch
 from ember.trainer import EmberModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
+
+# test modules import terminal_helpers (--import-mode=importlib puts no test folder on sys.path)
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def loader(n: int = 32, batch_size: int = 8, seed: int = 0) -> DataLoader:

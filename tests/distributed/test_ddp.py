@@ -43,6 +43,7 @@ def test_ddp_launched_by_ember_matches_one_process(single: dict, tmp_path: Path)
     ranks = results(out)
     assert sorted(ranks) == [0, 1]
     assert proc.stderr.count("rank 1 done") == 1  # no second set of processes
+    assert proc.stdout.count("fit finished: max_epochs=2 reached") == 1  # rank zero only
     for rank, result in ranks.items():
         assert result["validated"]["world_size"] == 2 and result["validated"]["rank"] == rank
     assert ranks[0]["validated"]["val_loss"] == ranks[1]["validated"]["val_loss"]

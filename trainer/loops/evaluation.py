@@ -12,7 +12,7 @@ from ember.trainer.data import epoch_batches
 from ember.trainer.hooks import TrainingModes
 from ember.trainer.loops.steps import step_caller
 from ember.trainer.plugins import Precision, Strategy, detach_tensors
-from ember.trainer.results import ResultCollection, to_host
+from ember.trainer.results import ResultCollection
 from ember.trainer.state import RunningStage, TrainerState
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class EvaluationLoop:
         results = self.results
         for_loggers = {**results.step_metrics(), **results.finish_epoch()}
         epoch_metrics = results.epoch_metrics()
-        values, _ = to_host({**epoch_metrics, **for_loggers})
+        values, _ = self.metrics.flush_to_host(results, {**epoch_metrics, **for_loggers})
         if publish and for_loggers:
             self.metrics.publish(
                 {

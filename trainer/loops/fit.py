@@ -25,7 +25,6 @@ from ember.trainer.flags import TrainerFlags
 from ember.trainer.loops.evaluation import EvaluationLoop
 from ember.trainer.loops.progress import LoopProgress
 from ember.trainer.plugins import Strategy, detach_tensors
-from ember.trainer.results import to_host
 from ember.trainer.state import RunningStage, TrainerState
 from torch import Tensor
 
@@ -333,8 +332,9 @@ class FitLoop:
     def _flush_step_metrics(self) -> None:
         """Every ``log_every_n_steps``: publish step values, check the losses; one transfer."""
         optimization = self.optimization
-        values, flags = to_host(
-            self.metrics.train_results.step_metrics(), optimization.loss_check()
+        results = self.metrics.train_results
+        values, flags = self.metrics.flush_to_host(
+            results, results.step_metrics(), optimization.loss_check()
         )
         if values:
             self._emit(values)
@@ -344,8 +344,9 @@ class FitLoop:
     def _flush_epoch_metrics(self) -> None:
         """At epoch end: reduce and publish epoch values, check the losses; one transfer."""
         optimization = self.optimization
-        values, flags = to_host(
-            self.metrics.train_results.finish_epoch(), optimization.loss_check()
+        results = self.metrics.train_results
+        values, flags = self.metrics.flush_to_host(
+            results, results.finish_epoch(), optimization.loss_check()
         )
         if values:
             self._emit(values)

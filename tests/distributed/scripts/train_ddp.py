@@ -131,6 +131,7 @@ def main() -> None:
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_fit_summary=True,
         default_root_dir=out / "root",
         logger="csv",
     )
