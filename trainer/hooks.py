@@ -9,6 +9,7 @@ run, so an event nobody implements costs one call.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -57,13 +58,18 @@ class LoggingClosed:
         self.hook = hook
 
     def log(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """Refuse the value (the arguments of ``ResultCollection.log``)."""
-        raise MisconfigurationError(
+        """Refuse the value (the arguments of ``ResultCollection.log``); in
+        ``on_exception`` only warn, so that the run's own error is the one raised."""
+        message = (
             f"self.log({name!r}, ...) cannot be called in {self.hook}: no step or epoch "
             "is being recorded there, so the value would be lost. Log it from a step, a "
             "batch hook or an epoch-level hook (on_train_epoch_end, on_validation_epoch_end, "
             f"...), or publish it at once with trainer.log_metrics({{{name!r}: value}})"
         )
+        if self.hook == "on_exception":
+            warnings.warn(message, UserWarning, stacklevel=3)
+            return
+        raise MisconfigurationError(message)
 
 
 def without_logging(module: EmberModule, hook: str, fn: Callable[..., Any], *args: Any) -> Any:

@@ -178,6 +178,26 @@ def test_every_hook_records_the_value_or_refuses_it_by_name(make_trainer: Any) -
     assert [s for s, _ in series["cb.on_test_epoch_end"]] == [4]
 
 
+def test_logging_in_on_exception_warns_and_the_run_error_propagates(make_trainer: Any) -> None:
+    """The run is failing already: the value is refused with a warning, not an error that
+    would replace the run's own."""
+
+    class Failing(TinyModel):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            raise ValueError("the run's own error")
+
+    class OnError(Callback):
+        def on_exception(self, trainer: Any, module: Any, exception: BaseException) -> None:
+            module.log("crashed", 1.0)
+
+    trainer = make_trainer(max_epochs=1, callbacks=[OnError()])
+    with (
+        pytest.warns(UserWarning, match=r"self.log\('crashed', ...\) cannot be called in on_exc"),
+        pytest.raises(ValueError, match="the run's own error"),
+    ):
+        trainer.fit(Failing(), make_loader(16, 16))
+
+
 def test_a_callback_logs_in_its_epoch_end_hooks(make_trainer: Any) -> None:
     """The issue's case: pl_module.log() in a callback's on_train_epoch_end reaches the
     journal, logged_metrics and callback_metrics; a checkpointer can monitor it; the same
