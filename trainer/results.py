@@ -459,6 +459,13 @@ class ResultCollection:
         since the two would mix in one series, with two values at some steps."""
         published = self.published
         for name in slot.published_names():
+            if name == "epoch":
+                raise MisconfigurationError(
+                    f"self.log({slot.name!r}, ...) in {slot.where} sends 'epoch' to the "
+                    "loggers, but the trainer records 'epoch' itself (the current epoch, "
+                    "with every flush): the two would mix in one series. Log your value "
+                    "under another name"
+                )
             owner = published.get(name)
             if owner is not None:
                 results, other = owner

@@ -317,6 +317,18 @@ def test_every_other_way_to_send_one_name_from_two_places_is_refused(
         trainer.fit(Model(), make_loader(32, 16), make_loader(32, 16))
 
 
+def test_the_trainers_own_epoch_series_is_not_shared(make_trainer: Any) -> None:
+    """The trainer sends 'epoch' with every flush; on the old main a value logged as
+    'epoch' was silently replaced by it."""
+
+    class Model(TinyModel):
+        def on_train_epoch_end(self) -> None:
+            self.log("epoch", 10.0)
+
+    with pytest.raises(MisconfigurationError, match="the trainer records 'epoch' itself"):
+        make_trainer(max_epochs=1).fit(Model(), make_loader(32, 16))
+
+
 def test_distinct_names_and_forked_names_still_work(make_trainer: Any) -> None:
     """What the error suggests works: 'loss' once with on_step and on_epoch gives two
     series, and one name logged from two hooks of one phase stays one series."""
