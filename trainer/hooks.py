@@ -8,23 +8,90 @@ run, so an event nobody implements costs one call.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ember.hub import Lifecycle
+from ember.trainer.errors import MisconfigurationError
 from ember.trainer.module import MODULE_HOOKS, EmberModule, overrides
 from torch import Tensor, nn
+
+#: hooks of the module and of callbacks in which ``self.log`` records nothing (no step or
+#: epoch is open, or its metrics are already published), so it raises there, naming the
+#: hook; the same hooks as Lightning's. ``self.log`` says so in its own words before any
+#: loop runs (``configure_optimizers``, the ``*_dataloader`` hooks) and during predict.
+NO_LOGGING_HOOKS = frozenset(
+    {
+        "setup",
+        "teardown",
+        "on_fit_start",
+        "on_fit_end",
+        "on_sanity_check_start",
+        "on_sanity_check_end",
+        "on_train_end",
+        "on_validation_end",
+        "on_test_end",
+        "on_save_checkpoint",
+        "on_load_checkpoint",
+        "on_exception",
+        "on_before_batch_transfer",
+        "transfer_batch_to_device",
+        "on_after_batch_transfer",
+        "on_validation_model_eval",
+        "on_validation_model_train",
+        "on_test_model_eval",
+        "on_test_model_train",
+        "lr_scheduler_step",
+    }
+)
+
+
+class LoggingClosed:
+    """What ``self.log`` writes to while a hook of :data:`NO_LOGGING_HOOKS` runs: an
+    error that names the hook, instead of a value silently dropped."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+
+    def log(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Refuse the value (the arguments of ``ResultCollection.log``); in
+        ``on_exception`` only warn, so that the run's own error is the one raised."""
+        message = (
+            f"self.log({name!r}, ...) cannot be called in {self.hook}: no step or epoch "
+            "is being recorded there, so the value would be lost. Log it from a step, a "
+            "batch hook or an epoch-level hook (on_train_epoch_end, on_validation_epoch_end, "
+            f"...), or publish it at once with trainer.log_metrics({{{name!r}: value}})"
+        )
+        if self.hook == "on_exception":
+            warnings.warn(message, UserWarning, stacklevel=3)
+            return
+        raise MisconfigurationError(message)
+
+
+def without_logging(module: EmberModule, hook: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` (``hook`` of the module or of callbacks) with ``self.log`` refused."""
+    saved = module._ember_results
+    module._ember_results = LoggingClosed(hook)
+    try:
+        return fn(*args)
+    finally:
+        module._ember_results = saved
 
 
 class ModuleHooks:
     """One attribute per hook in ``MODULE_HOOKS``: the bound method if the module
-    overrides it, else ``None``."""
+    overrides it, else ``None`` (one that refuses ``self.log`` where it records nothing)."""
 
     def __init__(self, module: EmberModule) -> None:
         for name in MODULE_HOOKS:
-            setattr(
-                self, name, getattr(module, name) if overrides(module, name, EmberModule) else None
-            )
+            hook = getattr(module, name) if overrides(module, name, EmberModule) else None
+            if hook is not None and name in NO_LOGGING_HOOKS:
+                hook = functools.partial(without_logging, module, name, hook)
+            setattr(self, name, hook)
 
 
 class TrainingModes:
@@ -59,10 +126,19 @@ class HookDispatcher:
         self.module_hooks = ModuleHooks(module)
 
     # ------------------------------------------------------------------ plain events
+    def _callbacks(self, event: str, *args: Any) -> None:
+        """The callbacks' (and plugins') ``event``, refusing ``self.log`` where it would
+        record nothing."""
+        fire = getattr(self.callbacks, event)
+        if event in NO_LOGGING_HOOKS:
+            without_logging(self.module, event, fire, self.trainer, self.module, *args)
+        else:
+            fire(self.trainer, self.module, *args)
+
     def start(self, event: str) -> None:
         """A start event (``on_fit_start``, ``on_validation_epoch_start``, ...):
         callbacks, then the module."""
-        getattr(self.callbacks, event)(self.trainer, self.module)
+        self._callbacks(event)
         hook = getattr(self.module_hooks, event)
         if hook is not None:
             hook()
@@ -81,24 +157,24 @@ class HookDispatcher:
 
     def callbacks_end(self, event: str) -> None:
         """The callbacks' half of an end event."""
-        getattr(self.callbacks, event)(self.trainer, self.module)
+        self._callbacks(event)
 
     def callbacks_only(self, event: str) -> None:
         """An event modules do not receive (``on_sanity_check_start``, ...)."""
-        getattr(self.callbacks, event)(self.trainer, self.module)
+        self._callbacks(event)
 
     def setup(self, stage: str) -> None:
         """``setup``: callbacks, then the module."""
-        self.callbacks.setup(self.trainer, self.module, stage)
-        self.module.setup(stage)
+        self._callbacks("setup", stage)
+        without_logging(self.module, "setup", self.module.setup, stage)
 
     def teardown(self, stage: str) -> None:
         """``teardown`` of the callbacks (the module and datamodule tear down first)."""
-        self.callbacks.teardown(self.trainer, self.module, stage)
+        self._callbacks("teardown", stage)
 
     def exception(self, exc: BaseException) -> None:
         """``on_exception`` for callbacks and plugins."""
-        self.callbacks.on_exception(self.trainer, self.module, exc)
+        self._callbacks("on_exception", exc)
 
     # ------------------------------------------------------------------ optimization
     def before_backward(self, loss: Tensor) -> None:
@@ -135,14 +211,14 @@ class HookDispatcher:
         hook = self.module_hooks.on_save_checkpoint
         if hook is not None:
             hook(checkpoint)
-        self.callbacks.on_save_checkpoint(self.trainer, self.module, checkpoint)
+        self._callbacks("on_save_checkpoint", checkpoint)
 
     def load_checkpoint(self, checkpoint: Any) -> None:
         """``on_load_checkpoint``: the module, then callbacks."""
         hook = self.module_hooks.on_load_checkpoint
         if hook is not None:
             hook(checkpoint)
-        self.callbacks.on_load_checkpoint(self.trainer, self.module, checkpoint)
+        self._callbacks("on_load_checkpoint", checkpoint)
 
     # ------------------------------------------------------------------ batches
     def train_batch_events(

@@ -31,6 +31,8 @@ class Metrics:
         self._progress_bar_metrics: dict[str, float] = {}
         #: everything published so far, latest value per name
         self.logged_metrics: dict[str, float] = {}
+        #: which collection and slot each logger name of the entry point comes from
+        self._published: dict[str, Any] = {}
 
     def attach(self, module: Any) -> None:
         """The module whose ``self.log`` writes to :attr:`results`."""
@@ -48,6 +50,8 @@ class Metrics:
         if merge and previous is not None and previous is not results:
             self.merge_views(previous)
         self.results = results
+        if results is not None:
+            results.published = self._published
         if self._module is not None:
             self._module._ember_results = results
         return previous
@@ -66,6 +70,7 @@ class Metrics:
         self._callback_metrics.clear()
         self._progress_bar_metrics.clear()
         self.logged_metrics.clear()
+        self._published.clear()
 
     def forget_views(self) -> None:
         """Drop the views (after the sanity check, whose values must leave no trace)."""

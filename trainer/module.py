@@ -303,6 +303,11 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         rank_zero_only: bool = False,
     ) -> None:
         """:meth:`log` every entry of ``dictionary`` with the same options."""
+        if not isinstance(dictionary, Mapping) and not callable(getattr(dictionary, "items", None)):
+            raise MisconfigurationError(
+                "self.log_dict(dictionary, ...) takes a mapping of names to values (a dict, a "
+                f"torchmetrics MetricCollection), got {type(dictionary).__name__}"
+            )
         results = self._ember_results
         if results is None:
             raise MisconfigurationError(self._log_outside_message(next(iter(dictionary), "")))
@@ -353,6 +358,14 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
             return (
                 f"self.log({name!r}, ...) was called during predict, which records no "
                 "metrics: return what you need from predict_step instead"
+            )
+        if trainer is not None and trainer.state.status == "running":
+            return (
+                f"self.log({name!r}, ...) was called where no step or epoch is being "
+                "recorded (setup, configure_optimizers, a *_dataloader hook, teardown ...), "
+                "so the value would be lost. Log from training_step, validation_step, "
+                "test_step or their batch and epoch hooks, or publish it at once with "
+                f"trainer.log_metrics({{{name!r}: value}})"
             )
         return (
             f"self.log({name!r}, ...) was called while no fit, validate or test is running; "

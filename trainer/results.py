@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -71,6 +72,7 @@ class _Slot:
         "acc",
         "epoch_name",
         "epoch_value",
+        "flushed_acc",
         "fresh",
         "key",
         "logger",
@@ -89,6 +91,7 @@ class _Slot:
         "total",
         "values",
         "weighted",
+        "where",
     )
 
     def __init__(
@@ -123,9 +126,21 @@ class _Slot:
         self.acc: Tensor | float | None = None
         self.total = 0
         self.epoch_value: Tensor | float | None = None
+        #: ``acc`` when the epoch value was published: a later value changes it
+        self.flushed_acc: Tensor | float | None = None
         #: a TorchMetrics ``Metric`` logged as the value: it reduces itself
         self.metric: Any = None
         self.metric_updated = False
+        #: the hooks it was logged from, for messages
+        self.where = ""
+
+    def published_names(self) -> tuple[str, ...]:
+        """The names loggers receive this slot's values under."""
+        if not self.logger:
+            return ()
+        if self.on_step and self.on_epoch:
+            return (self.step_name, self.epoch_name)
+        return (self.key,)
 
     def compact(self) -> None:
         """Fold the pending values into the running accumulator (device ops, no sync)."""
@@ -207,6 +222,7 @@ class _Slot:
         self.values.clear()
         self.sizes.clear()
         self.acc = None
+        self.flushed_acc = None
         self.total = 0
         self.epoch_value = None
         self.step_value = None
@@ -234,9 +250,20 @@ class ResultCollection:
         (``strategy.reduce``).
     """
 
-    def __init__(self, training: bool, sync: Callable[[Tensor, str], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        training: bool,
+        sync: Callable[[Tensor, str], Tensor] | None = None,
+        stage: str | None = None,
+    ) -> None:
         self.training = training
         self.sync = sync
+        #: ``"train"``, ``"validation"`` or ``"test"``: names hooks in messages
+        self.stage = stage or ("train" if training else "validation")
+        #: which slot each name loggers receive comes from; shared by the collections of
+        #: one entry point (:class:`~ember.trainer.metrics.Metrics` sets it), so that one
+        #: name is one series: never two values at one step from two places
+        self.published: dict[str, tuple[ResultCollection, _Slot]] = {}
         self.slots: list[_Slot] = []
         self._tables: dict[tuple[str, int | None], dict[str, _Slot]] = {}
         self._phase = "step"
@@ -258,7 +285,11 @@ class ResultCollection:
         self._default_on_epoch = not in_batch
 
     def set_phase(self, phase: str) -> None:
-        """``"step"`` inside batch hooks, ``"epoch"`` in epoch-level hooks (sets defaults)."""
+        """``"step"`` inside batch hooks, ``"epoch"`` in epoch-level hooks (sets defaults).
+        An epoch-level hook has no batch: each value it logs weighs 1 in a mean."""
+        if phase == "epoch":
+            self.batch = None
+            self.batch_size = 1
         if phase != self._phase:
             self._phase = phase
             self._select()
@@ -299,11 +330,8 @@ class ResultCollection:
                 name, prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist, add_dataloader_idx
             )
         if isinstance(value, Tensor):
-            if value.numel() != 1:
-                raise MisconfigurationError(
-                    f"self.log({name!r}, value): value must hold one number, got a tensor of "
-                    f"shape {tuple(value.shape)}; reduce it first (e.g. value.mean())"
-                )
+            if value.numel() != 1 or value.is_complex():
+                raise MisconfigurationError(_bad_tensor_message(name, value))
             if not enable_graph:
                 value = value.detach()
         elif _is_metric(value):
@@ -316,11 +344,11 @@ class ResultCollection:
             slot.fresh = True
         if slot.on_epoch:
             values = slot.values
-            values.append(value)
             if slot.weighted:
                 if batch_size is None:
                     batch_size = self.batch_size or self._infer_batch_size(name)
                 slot.sizes.append(batch_size)
+            values.append(value)
             if len(values) >= _COMPACT_AT:
                 slot.compact()
 
@@ -369,9 +397,10 @@ class ResultCollection:
                 f"self.log(name, ...) needs a non-empty str name, got {name!r}"
             )
         opts = (prog_bar, logger, on_step, on_epoch, reduce_fx, sync_dist, add_dataloader_idx)
+        where = self._where()
         if name in self._cur:
             raise MisconfigurationError(
-                f"self.log({name!r}, ...) was called twice in the same hook with different "
+                f"self.log({name!r}, ...) was called twice in {where} with different "
                 "options; log it with the same options each time, or under another name"
             )
         reduce = _resolve_reduce(name, reduce_fx)
@@ -382,7 +411,20 @@ class ResultCollection:
                 f"self.log({name!r}, ..., on_step=False, on_epoch=False) records nothing: "
                 "set on_step=True or on_epoch=True"
             )
+        if step and self._phase == "epoch":
+            raise MisconfigurationError(
+                f"self.log({name!r}, ..., on_step=True) was called in {where}, which runs "
+                "once per epoch: there is no step to record it at. Use on_epoch=True (the "
+                "default there), or log it per step from a step or a batch hook"
+            )
         key = name + self._suffix if add_dataloader_idx else name
+        if not add_dataloader_idx and self._dataloader_idx is not None:
+            # one name for every loader: the loaders' values reduce together, as in Lightning
+            for (phase, _), table in self._tables.items():
+                shared = table.get(name)
+                if phase == self._phase and shared is not None and shared.opts == opts:
+                    self._cur[name] = shared
+                    return shared
         slot = _Slot(
             name,
             key,
@@ -394,9 +436,42 @@ class ResultCollection:
             reduce=reduce,
             sync_dist=bool(sync_dist),
         )
+        slot.where = where
+        self._claim_names(slot)
         self._cur[name] = slot
         self.slots.append(slot)
         return slot
+
+    def _where(self) -> str:
+        """The hooks the current phase covers, for messages."""
+        stage = self.stage
+        if self._phase == "step":
+            label = "training" if stage == "train" else stage
+            return f"{label}_step or a {label} batch hook"
+        return (
+            f"an epoch-level hook (on_{stage}_start, on_{stage}_epoch_start or "
+            f"on_{stage}_epoch_end)"
+        )
+
+    def _claim_names(self, slot: _Slot) -> None:
+        """Make ``slot`` the one source of the names loggers receive its values under; an
+        error when another slot (another hook, another stage) already sends one of them,
+        since the two would mix in one series, with two values at some steps."""
+        published = self.published
+        for name in slot.published_names():
+            if name == "epoch":
+                raise MisconfigurationError(
+                    f"self.log({slot.name!r}, ...) in {slot.where} sends 'epoch' to the "
+                    "loggers, but the trainer records 'epoch' itself (the current epoch, "
+                    "with every flush): the two would mix in one series. Log your value "
+                    "under another name"
+                )
+            owner = published.get(name)
+            if owner is not None:
+                results, other = owner
+                if other in results.slots:
+                    raise MisconfigurationError(_clash_message(name, slot, other, results, self))
+            published[name] = (self, slot)
 
     # ------------------------------------------------------------------ reading
     def _sync_all(self, pairs: list[tuple[_Slot, Any]]) -> list[Any]:
@@ -437,9 +512,46 @@ class ResultCollection:
         out: dict[str, Tensor | float] = {}
         for (slot, _), value in zip(pairs, self._sync_all(pairs), strict=True):
             slot.epoch_value = value
+            slot.flushed_acc = slot.acc
             if value is not None and slot.logger:
                 out[slot.epoch_name] = value
         return out
+
+    def finish_late(self, hook: str) -> tuple[dict[str, Tensor | float], list[str]]:
+        """Reduce what callbacks logged in their ``hook`` (an epoch end, which they reach
+        after :meth:`finish_epoch` published the epoch's metrics). Returns the values for
+        loggers and the names of every value reduced here; nothing to do, and nothing
+        read, when they logged nothing."""
+        late = [
+            slot
+            for slot in self.slots
+            if slot.on_epoch
+            and (
+                slot.values
+                or slot.acc is not slot.flushed_acc
+                or (slot.metric_updated and slot.epoch_value is None)
+            )
+        ]
+        if not late:
+            return {}, []
+        for slot in late:
+            if slot.epoch_value is not None and slot.logger:
+                raise MisconfigurationError(
+                    f"self.log({slot.name!r}, ...) was called in a callback's {hook} after "
+                    f"{slot.epoch_name!r} was logged for this epoch elsewhere ({slot.where}) "
+                    "and published: a second value at the same step would mix two sources "
+                    "in one series. Log it under another name in the callback"
+                )
+        pairs = [(slot, slot.epoch_result()) for slot in late]
+        out: dict[str, Tensor | float] = {}
+        names: list[str] = []
+        for (slot, _), value in zip(pairs, self._sync_all(pairs), strict=True):
+            slot.epoch_value = value
+            if value is not None:
+                names.append(slot.epoch_name)
+                if slot.logger:
+                    out[slot.epoch_name] = value
+        return out, names
 
     def epoch_metrics(self) -> dict[str, Tensor | float]:
         """Every reduced epoch value, logger or not (what validate/test return)."""
@@ -511,6 +623,10 @@ def _is_metric(value: Any) -> bool:
     return torchmetrics is not None and isinstance(value, torchmetrics.Metric)
 
 
+#: what ``self.log`` takes as a value, for messages
+ACCEPTED_VALUES = "an int, a float or a bool, a one-element real tensor, or a torchmetrics Metric"
+
+
 def _python_number(name: str, value: Any) -> float:
     if isinstance(value, (bool, int, float)):
         return float(value)
@@ -519,13 +635,90 @@ def _python_number(name: str, value: Any) -> float:
             f"self.log({name!r}, value) got a dict: use self.log_dict({{...}}) to log "
             "several values"
         )
-    try:
+    # float() would parse a string ("0.5") and drop the imaginary part of a numpy complex
+    if not isinstance(value, (str, bytes, bytearray)) and not is_complex(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise MisconfigurationError(
+        f"self.log({name!r}, value): value must be {ACCEPTED_VALUES}; got "
+        f"{type(value).__name__} {_short_repr(value)}"
+    )
+
+
+def plain_metric(call: str, name: Any, value: Any) -> float:
+    """``value`` as a float for ``call`` (e.g. ``trainer.log_metrics``), or an error that
+    says what is accepted: a real number or a one-element real tensor (read back here)."""
+    if not isinstance(name, str) or not name:
+        raise MisconfigurationError(f"{call} needs non-empty str metric names, got {name!r}")
+    if isinstance(value, Tensor):
+        if value.numel() == 1 and not value.is_complex():
+            return float(value.detach().reshape(()).item())
+    elif isinstance(value, (bool, int, float)):
         return float(value)
-    except (TypeError, ValueError):
-        raise MisconfigurationError(
-            f"self.log({name!r}, value): value must be a number or a one-element tensor, "
-            f"got {type(value).__name__}"
-        ) from None
+    elif not isinstance(value, (str, bytes, bytearray, Mapping)) and not is_complex(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    shown = (
+        f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+        if isinstance(value, Tensor)
+        else f"{type(value).__name__} {_short_repr(value)}"
+    )
+    raise MisconfigurationError(
+        f"{call}: the value of {name!r} must be a real number (int, float, bool) or a "
+        f"one-element real tensor; got {shown}"
+    )
+
+
+def is_complex(value: Any) -> bool:
+    """Whether ``value`` is a complex number (Python, numpy or a tensor's dtype)."""
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return getattr(dtype, "is_complex", False) is True or getattr(dtype, "kind", "") == "c"
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _bad_tensor_message(name: str, value: Tensor) -> str:
+    if value.is_complex():
+        return (
+            f"self.log({name!r}, value): value is a complex tensor ({value.dtype}); a metric "
+            f"is one real number: log value.real, value.imag or value.abs() (accepted: "
+            f"{ACCEPTED_VALUES})"
+        )
+    return (
+        f"self.log({name!r}, value): value must hold one number, got a tensor of shape "
+        f"{tuple(value.shape)}; reduce it first (e.g. value.mean())"
+    )
+
+
+def _clash_message(
+    name: str, slot: _Slot, other: _Slot, other_results: ResultCollection, results: ResultCollection
+) -> str:
+    if other_results is results:
+        fix = (
+            "Log it under another name in one of the places, or log it once with "
+            f"on_step=True, on_epoch=True (loggers then get '{other.name}_step' and "
+            f"'{other.name}_epoch')"
+        )
+    else:
+        fix = (
+            f"Name them after their stage (e.g. '{other_results.stage}_{other.name}' and "
+            f"'{results.stage}_{slot.name}')"
+        )
+    return (
+        f"self.log({slot.name!r}, ...) in {slot.where} sends {name!r} to the loggers, but "
+        f"{name!r} already comes from self.log({other.name!r}, ...) in {other.where}. One "
+        "name is one series: two places would mix their values in it, with two values at "
+        f"some steps. {fix}"
+    )
 
 
 def to_host(

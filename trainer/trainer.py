@@ -33,13 +33,14 @@ from ember.trainer.datamodule import EmberDataModule
 from ember.trainer.errors import MisconfigurationError
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.hardware import Hardware, make_batch_transfer
-from ember.trainer.hooks import HookDispatcher
+from ember.trainer.hooks import HookDispatcher, without_logging
 from ember.trainer.loops import EvaluationLoop, FitLoop, LoopProgress, PredictLoop
 from ember.trainer.metrics import Metrics
 from ember.trainer.module import EmberModule, overrides
 from ember.trainer.optim import LRSchedulerConfig
 from ember.trainer.optimization import Optimization
 from ember.trainer.plugins import Accelerator, Precision, Strategy
+from ember.trainer.results import plain_metric
 from ember.trainer.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from ember.trainer.tracking_session import TrackingSession, run_hyperparameters
 from ember.trainer.utilities import rank_zero_only
@@ -527,8 +528,13 @@ class Trainer:
         ``logged_metrics``, the run journal and the loggers. The public way for a callback
         to log what it measures (learning rates, gradient norms); tensors are read to the
         host here, so call it at flush points rather than every step."""
+        if not isinstance(metrics, Mapping):
+            raise MisconfigurationError(
+                "trainer.log_metrics(metrics) takes a mapping of names to numbers, got "
+                f"{type(metrics).__name__}"
+            )
         values = {
-            name: float(value.item() if isinstance(value, Tensor) else value)
+            name: plain_metric("trainer.log_metrics", name, value)
             for name, value in metrics.items()
         }
         self.metrics.publish(values, self.global_step if step is None else step)
@@ -772,7 +778,10 @@ class Trainer:
 
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("trainer state", stop_state),
-            ("module.teardown", lambda: module.teardown(stage)),
+            (
+                "module.teardown",
+                lambda: without_logging(module, "teardown", module.teardown, stage),
+            ),
             ("datamodule.teardown", lambda: datamodule.teardown(stage) if datamodule else None),
             ("callbacks' teardown", lambda: hooks.teardown(stage)),
             (f"{type(self.strategy).__name__}.teardown", self.strategy.teardown),

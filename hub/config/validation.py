@@ -11,6 +11,7 @@ flags (against the Trainer's signature), class paths (imported) and init argumen
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -404,6 +405,8 @@ class _Validator:
             return None
         entries: list[dict[str, Any]] = []
         shown: list[dict[str, Any]] = []
+        #: each logger as resolved (defaults filled): the same one twice shares a destination
+        seen: dict[str, int] = {}
         for i, item in enumerate(value):
             where = f"{section}[{i}]"
             if isinstance(item, str):
@@ -443,6 +446,15 @@ class _Validator:
                     **{k: REDACTED if k in secret else v for k, v in filled.items()},
                 }
             )
+            same = json.dumps(shown[-1], sort_keys=True, default=str)
+            if section == "loggers" and same in seen and REDACTED not in same:
+                self.issue(
+                    where,
+                    f"the same logger as {section}[{seen[same]}] ({spec.name!r} with the same "
+                    "options): both would write to one destination. List it once, or give "
+                    "each its own destination through its options (e.g. a distinct save_dir)",
+                )
+            seen.setdefault(same, i)
         self.printable[section] = shown
         return entries
 

@@ -82,6 +82,12 @@ class CSVLogger(Logger):
         self._written: dict[str, set[tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ contract
+    def destination(self) -> str:
+        """``<run dir>/metrics.csv``, or ``<save_dir>/<run id>/metrics.csv`` resolved."""
+        if self.save_dir is None:
+            return f"<run dir>/{METRICS_FILE}"
+        return f"{os.path.realpath(self.save_dir)}/<run id>/{METRICS_FILE}"
+
     def open(self, run: RunInfo) -> str:
         """Create (or, on resume, reopen and trim past ``run.resume_step``) the files."""
         if run.resumed and run.resume_ref:

@@ -171,6 +171,18 @@ class Logger:
         """Record the file or directory at ``path``; ``kind`` is e.g. ``checkpoint``."""
         raise NotImplementedError(_undeclared(self, "artifacts", "log_artifact"))
 
+    def destination(self) -> str | None:
+        """Where this logger's records go, when that is decided by its options: a folder
+        or file (``"<run dir>/metrics.csv"``, an absolute path), or the tracker run it was
+        told to use (``"mlflow run 1f2e... at sqlite:///..."``). ``None`` (the default):
+        each :meth:`open` makes a place of its own, such as a new tracker run.
+
+        Two loggers of one run with the same destination would write over each other, so
+        ember refuses them before the run starts, quoting this text. Return the same
+        string for the same place (resolve paths; ``<run dir>`` stands for the run
+        directory)."""
+        return None
+
     @property
     def experiment(self) -> Any:
         """The tracker's own object (a ``SummaryWriter``, an MLflow client and run id ...),

@@ -89,6 +89,7 @@ def resolve_loggers(logger: LoggerArg, *, plugin_manager: Any = None) -> list[Lo
     entries: list[LoggerEntry] = []
     for position, item in enumerate(items):
         entries.append(_resolve_one(item, position, plugin_manager))
+    _check_apart(entries)
     seen: dict[str, int] = {}
     for entry in entries:
         n = seen[entry.key] = seen.get(entry.key, 0) + 1
@@ -145,6 +146,40 @@ def _resolve_one(item: Any, position: int, pm: Any) -> LoggerEntry:
         version=spec.version,
         secrets=tuple(str(v) for k, v in validated.items() if k in secret_keys and v),
     )
+
+
+def _check_apart(entries: Sequence[LoggerEntry]) -> None:
+    """Refuse two loggers that would write to one place: the same object twice, the same
+    provider with the same options, or two loggers with the same
+    :meth:`Logger.destination` (``logger=["csv", "csv"]`` would write one metrics.csv
+    twice over, with duplicate columns and rows)."""
+    for i, entry in enumerate(entries):
+        for j, earlier in enumerate(entries[:i]):
+            first, second = f"logger[{j}] ({earlier.label})", f"logger[{i}] ({entry.label})"
+            if entry.logger is earlier.logger:
+                raise OptionsError(
+                    f"{first} and {second} are the same logger object: one logger object "
+                    "serves one tracker run; list it once"
+                )
+            place = entry.logger.destination()
+            if place is not None and place == earlier.logger.destination():
+                reason = f"would both write to {place}"
+            elif (
+                entry.provider
+                and (entry.provider, entry.options) == (earlier.provider, earlier.options)
+                and REDACTED not in map(str, entry.options.values())
+            ):
+                reason = "are the same provider with the same options"
+            else:
+                continue
+            raise OptionsError(
+                f"{first} and {second} {reason}: two loggers of one run must not share a "
+                "destination, since each would write over the other's records. List it "
+                "once, or give each its own destination through its options (for csv "
+                "and tensorboard a distinct save_dir, e.g. "
+                f"{{'name': {entry.label!r}, 'save_dir': 'logs/second'}}; for a tracker, "
+                "a distinct run or experiment)"
+            )
 
 
 def logger_key(provider: str, options: Mapping[str, Any]) -> str:

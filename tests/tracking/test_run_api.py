@@ -44,13 +44,14 @@ def test_default_is_csv_and_false_disables(tmp_path: Path) -> None:
 
 def test_every_spelling(tmp_path: Path, plugin_manager) -> None:
     rec = RecorderLogger(str(tmp_path / "r.jsonl"))
+    rec2 = RecorderLogger(str(tmp_path / "r2.jsonl"))
     entries = resolve_loggers(
-        ["csv", {"name": "csv", "save_dir": str(tmp_path / "other")}, rec, "csv"],
+        ["csv", {"name": "csv", "save_dir": str(tmp_path / "other")}, rec, rec2],
         plugin_manager=plugin_manager,
     )
     keys = [e.key for e in entries]
     assert keys[0] == "csv" and keys[1].startswith("csv:") and keys[2] == "recorder"
-    assert keys[3] == "csv#2"
+    assert keys[3] == "recorder#2"  # a second object of one kind: its own cursor
     assert entries[1].logger.save_dir == tmp_path / "other"
     assert entries[2].logger is rec
     assert entries[1].options == {"save_dir": str(tmp_path / "other")}

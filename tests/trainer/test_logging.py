@@ -222,8 +222,9 @@ def test_callback_metrics_keep_the_last_epoch_values(make_trainer: Any) -> None:
         ),
         (
             lambda m: (m.log("v", 1.0), m.log("v", 1.0, prog_bar=True)),
-            "self.log('v', ...) was called twice in the same hook with different options; log "
-            "it with the same options each time, or under another name",
+            "self.log('v', ...) was called twice in training_step or a training batch hook "
+            "with different options; log it with the same options each time, or under another "
+            "name",
         ),
     ],
 )

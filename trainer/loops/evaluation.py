@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from ember.trainer.data import epoch_batches
-from ember.trainer.hooks import TrainingModes
+from ember.trainer.hooks import TrainingModes, without_logging
 from ember.trainer.loops.steps import step_caller
 from ember.trainer.plugins import Precision, Strategy, detach_tensors
 from ember.trainer.results import ResultCollection
@@ -53,7 +53,7 @@ class EvaluationLoop:
         self.transfer = transfer
         self.inference_mode = inference_mode
         self.prefix = "validation" if stage == RunningStage.VALIDATING else "test"
-        self.results = ResultCollection(training=False)
+        self.results = ResultCollection(training=False, stage=self.prefix)
 
     def run(
         self,
@@ -75,7 +75,9 @@ class EvaluationLoop:
         results.set_dataloader(None, False)
 
         modes = TrainingModes(module)
-        getattr(module, f"on_{prefix}_model_eval")()
+        without_logging(
+            module, f"on_{prefix}_model_eval", getattr(module, f"on_{prefix}_model_eval")
+        )
         grad_context = torch.inference_mode() if self.inference_mode else torch.no_grad()
         try:
             with grad_context:
@@ -91,6 +93,7 @@ class EvaluationLoop:
                 hooks.module_end(f"on_{prefix}_epoch_end")
                 metrics = self._finish_epoch(len(loaders), publish=not sanity)
                 hooks.callbacks_end(f"on_{prefix}_epoch_end")
+                self._finish_late(metrics, publish=not sanity)
                 hooks.end(f"on_{prefix}_end")
                 results.reset_metrics()
         finally:
@@ -157,11 +160,35 @@ class EvaluationLoop:
                 self.progress.global_step,
             )
         per_loader: list[dict[str, float]] = [{} for _ in range(num_loaders)]
-        for key in epoch_metrics:
-            match = _LOADER_SUFFIX.search(key)
-            if match is None:
-                for metrics in per_loader:
-                    metrics[key] = values[key]
-            elif int(match.group(1)) < num_loaders:
-                per_loader[int(match.group(1))][key] = values[key]
+        _split_by_loader(per_loader, {key: values[key] for key in epoch_metrics})
         return per_loader
+
+    def _finish_late(self, per_loader: list[dict[str, float]], publish: bool) -> None:
+        """What callbacks logged in their epoch-end hook, after the flush: published at
+        the same step and added to the returned metrics (nothing read if they logged
+        nothing)."""
+        for_loggers, names = self.results.finish_late(f"on_{self.prefix}_epoch_end")
+        if not names:
+            return
+        epoch_metrics = self.results.epoch_metrics()
+        values, _ = to_host({key: epoch_metrics[key] for key in names})
+        if publish and for_loggers:
+            self.metrics.publish(
+                {
+                    **{k: values[k] for k in for_loggers},
+                    "epoch": float(self.progress.current_epoch),
+                },
+                self.progress.global_step,
+            )
+        _split_by_loader(per_loader, {key: values[key] for key in names})
+
+
+def _split_by_loader(per_loader: list[dict[str, float]], values: dict[str, float]) -> None:
+    """Add each value to its loader's metrics (by ``/dataloader_idx_N``; to all without)."""
+    for key, value in values.items():
+        match = _LOADER_SUFFIX.search(key)
+        if match is None:
+            for metrics in per_loader:
+                metrics[key] = value
+        elif int(match.group(1)) < len(per_loader):
+            per_loader[int(match.group(1))][key] = value

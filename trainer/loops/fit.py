@@ -81,7 +81,8 @@ class FitLoop:
         self._prepare()
         results = self.metrics.train_results
         results.sync = self.strategy.reduce
-        results.reset()
+        # names and options are checked afresh: this fit's module may log other things
+        results.clear()
         self._activate_training()
         self.hooks.start("on_train_start")
         while not self._done():
@@ -296,6 +297,7 @@ class FitLoop:
         self.hooks.module_end("on_train_epoch_end")
         self._flush_epoch_metrics()
         self.hooks.callbacks_end("on_train_epoch_end")
+        self._flush_late_metrics()
         self.optimization.update_schedulers("epoch")
         self.metrics.merge_views(results)
         results.reset()
@@ -340,6 +342,14 @@ class FitLoop:
             self._emit(values)
         optimization.check_losses(flags)
         self.next_flush = self._next_flush_after(self.progress.global_step)
+
+    def _flush_late_metrics(self) -> None:
+        """What callbacks logged in ``on_train_epoch_end`` (they run after the epoch's
+        flush, so that checkpointers see its reduced values): published at the same step.
+        Costs nothing when they logged nothing."""
+        late, _ = self.metrics.train_results.finish_late("on_train_epoch_end")
+        if late:
+            self._emit(to_host(late)[0])
 
     def _flush_epoch_metrics(self) -> None:
         """At epoch end: reduce and publish epoch values, check the losses; one transfer."""

@@ -103,6 +103,13 @@ class CometLogger(Logger):
         return self._exp
 
     # ------------------------------------------------------------------ contract
+    def destination(self) -> str | None:
+        """The Comet experiment given by ``experiment_key``; ``None`` when each open
+        creates one."""
+        if self.experiment_key is None:
+            return None
+        return f"comet experiment {self.experiment_key}"
+
     def open(self, run: RunInfo) -> str:
         """Start the experiment, or continue the one ember resumes; return its key."""
         if not self.auto_log:

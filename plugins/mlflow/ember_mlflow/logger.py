@@ -156,6 +156,12 @@ class MLflowLogger(Logger):
         return self._run
 
     # ------------------------------------------------------------------ contract
+    def destination(self) -> str | None:
+        """The MLflow run given by ``run_id``; ``None`` when each open creates a run."""
+        if self.run_id is None:
+            return None
+        return f"mlflow run {self.run_id} at {self.tracking_uri or '<run dir> store'}"
+
     def open(self, run: RunInfo) -> str:
         """Create the MLflow run, or re-attach to ``run.resume_ref`` (or ``run_id``)."""
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -88,6 +88,15 @@ class TensorBoardLogger(Logger):
         self._pending_graph: bytes | None = None
 
     # ------------------------------------------------------------------ contract
+    def destination(self) -> str:
+        """The events folder: ``<run dir>/tensorboard[/name][/version]`` by default, else
+        ``<save_dir>/<name>/<version>`` resolved (``<run id>`` when no version is given)."""
+        if self.save_dir is None:
+            parts = [p for p in (self.experiment_name, self.version) if p]
+            return "/".join(["<run dir>", "tensorboard", *parts])
+        folder = os.path.realpath(self.save_dir / (self.experiment_name or "ember"))
+        return f"{folder}/{self.version or '<run id>'}"
+
     def open(self, run: RunInfo) -> str:
         """Create the run's folder, or re-attach to it (``run.resume_ref``), purging the
         steps past ``run.resume_step`` in TensorBoard's own way."""

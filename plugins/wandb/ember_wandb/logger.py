@@ -108,6 +108,12 @@ class WandbLogger(Logger):
         return self._run
 
     # ------------------------------------------------------------------ contract
+    def destination(self) -> str | None:
+        """The W&B run given by ``id``; ``None`` when each open creates a run."""
+        if self.id is None:
+            return None
+        return f"wandb run {self.entity or '<entity>'}/{self.project or '<project>'}/{self.id}"
+
     def open(self, run: RunInfo) -> str:
         """Start the W&B run, or resume the one ember resumes; return its run id."""
         self.root = Path(self.dir if self.dir is not None else run.dir).resolve()
