@@ -171,7 +171,9 @@ class EvaluationLoop:
         if not names:
             return
         epoch_metrics = self.results.epoch_metrics()
-        values, _ = to_host({key: epoch_metrics[key] for key in names})
+        values, _ = self.metrics.flush_to_host(
+            self.results, {key: epoch_metrics[key] for key in names}
+        )
         if publish and for_loggers:
             self.metrics.publish(
                 {

@@ -349,7 +349,7 @@ class FitLoop:
         Costs nothing when they logged nothing."""
         late, _ = self.metrics.train_results.finish_late("on_train_epoch_end")
         if late:
-            self._emit(to_host(late)[0])
+            self._emit(self.metrics.flush_to_host(self.metrics.train_results, late)[0])
 
     def _flush_epoch_metrics(self) -> None:
         """At epoch end: reduce and publish epoch values, check the losses; one transfer."""
