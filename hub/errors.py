@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class EmberPluginError(Exception):
     """Base class of every plugin-system error."""
@@ -34,3 +37,16 @@ class PluginSettingsError(EmberPluginError, ValueError):
 
 class PluginWarning(UserWarning):
     """Something about the plugin set-up that is probably not what was meant."""
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate nearest to ``word``, or ``None`` when nothing is close."""
+    found = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"``, or ``"."`` when nothing is close: the end of every
+    "unknown name" message in ember."""
+    hint = closest(word, candidates)
+    return f"; did you mean {hint!r}?" if hint else "."

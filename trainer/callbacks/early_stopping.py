@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from ember.trainer.callback import Callback
+from ember.trainer.fit_checks import validation_off_hint
 
 _MODES = {"min": "<", "max": ">"}
 
@@ -124,7 +125,7 @@ class EarlyStopping(Callback):
     def _run_check(self, trainer: Any) -> None:
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
-            self._missing_metric(metrics)
+            self._missing_metric(metrics, validation_off_hint(trainer, self.monitor))
             return
         current = float(metrics[self.monitor])
         stop_here, reason = self._evaluate(current)
@@ -140,13 +141,15 @@ class EarlyStopping(Callback):
         elif reason and self.verbose:
             trainer.print(reason)
 
-    def _missing_metric(self, metrics: dict[str, Any]) -> None:
+    def _missing_metric(self, metrics: dict[str, Any], why: str = "") -> None:
         available = sorted(metrics)
         msg = (
             f"EarlyStopping is conditioned on metric {self.monitor!r}, which was not logged. "
             f"Available metrics: {', '.join(map(repr, available)) or 'none'}."
         )
-        hint = difflib.get_close_matches(self.monitor, available, n=1)
+        # validation being off is the cause: a training metric's similar name is not
+        hint = None if why else difflib.get_close_matches(self.monitor, available, n=1)
+        msg += why
         if hint:
             msg += f" Did you mean {hint[0]!r}?"
         msg += (
