@@ -254,6 +254,9 @@ class DataSchedule:
         )
         lengths = [loader_length(d) for d in loaders]
         limits = [limited_length(n, getattr(self.flags, flag), flag) for n in lengths]
+        if not any(limits):
+            why = f"{flag}=0" if getattr(self.flags, flag) == 0 else "its loaders have no batches"
+            warn_user(f"{stage}() runs no batch ({why}), so it returns no results")
         single = loaders[0] if len(loaders) == 1 else loaders
         if stage == "validate":
             self.val_loaders, self.val_lengths, self.num_val_batches = loaders, lengths, limits

@@ -39,6 +39,33 @@ def validation_off_hint(trainer: Any, monitor: str) -> str:
 def warn_at_fit_start(trainer: Trainer) -> None:
     """Warn about what the flags and data make a no-op (called once data is loaded)."""
     flags, data = trainer.flags, trainer.data
+    for flag in ("max_epochs", "max_steps"):
+        if getattr(flags, flag) == 0:
+            warn_user(
+                f"{flag}=0: fit trains nothing (no optimizer step, no validation); remove it, "
+                "or call trainer.validate() to only validate"
+            )
+    every_n_epoch = flags.check_val_every_n_epoch
+    if (
+        data.validation_enabled
+        and every_n_epoch is not None
+        and 0 < flags.max_epochs < every_n_epoch
+    ):
+        warn_user(
+            f"check_val_every_n_epoch={every_n_epoch} is more than max_epochs="
+            f"{flags.max_epochs}, so validation never runs: lower it, or drop the "
+            "validation data"
+        )
+    for callback in trainer.checkpoint_callbacks:
+        if (
+            getattr(callback, "save_top_k", None) == 0
+            and getattr(callback, "save_last", 1) is False
+        ):
+            warn_user(
+                f"{type(callback).__name__}(save_top_k=0) without save_last=True saves no "
+                "checkpoint: keep the top k with save_top_k >= 1, or pass "
+                "enable_checkpointing=False to save none on purpose"
+            )
     if flags.limit_train_batches == 0:
         warn_user(
             "limit_train_batches=0: fit trains no batch (no optimizer step, no training "

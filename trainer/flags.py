@@ -443,3 +443,18 @@ def root_dir_error(root_dir: str, error: OSError) -> MisconfigurationError | Non
         f"({error.strerror or error}: {error.filename!r}). Pass a folder you can write to, or "
         "logger=False and enable_checkpointing=False to write nothing"
     )
+
+
+def check_call(entry: str, ckpt_path: Any = None, **switches: Any) -> None:
+    """Check the arguments of ``fit``/``validate``/``test``/``predict`` that are not data:
+    ``ckpt_path`` is a path (or ``"last"``/``"best"``), and each switch a bool (or None)."""
+    if ckpt_path is not None and (
+        not isinstance(ckpt_path, (str, os.PathLike)) or isinstance(ckpt_path, bytes)
+    ):
+        raise MisconfigurationError(
+            f"{entry}(ckpt_path=...) must be a checkpoint file's path, 'last' or 'best' (or "
+            f"None); got {ckpt_path!r} ({type(ckpt_path).__name__})"
+        )
+    for name, value in switches.items():
+        if value is not None and not isinstance(value, bool):
+            raise MisconfigurationError(f"{entry}({name}=...) must be True or False; got {value!r}")

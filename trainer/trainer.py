@@ -36,6 +36,7 @@ from ember.trainer.errors import MisconfigurationError
 from ember.trainer.fit_checks import warn_at_fit_start
 from ember.trainer.flags import (
     TrainerFlags,
+    check_call,
     check_writable_root,
     root_dir_error,
     unknown_argument,
@@ -201,6 +202,12 @@ class Trainer:
                     "{'name': ..., **options} mappings"
                 )
             resolved.append(cb)
+        twice = [c for i, c in enumerate(resolved) if any(c is d for d in resolved[:i])]
+        if twice:
+            raise MisconfigurationError(
+                f"callbacks holds the same {type(twice[0]).__name__} object twice, so each of "
+                "its hooks would run twice: pass it once (or two separate instances)"
+            )
         roles = {callback_role(c) for c in resolved}
         flags = self.flags
         from ember.trainer.callbacks import ModelSummary, ProgressBar
@@ -610,6 +617,7 @@ class Trainer:
     ) -> None:
         """Train ``model`` (validating as configured) on the given loaders, the
         datamodule's, or the module's own ``*_dataloader`` methods."""
+        check_call("fit", ckpt_path)
         if isinstance(train_dataloaders, EmberDataModule):
             datamodule, train_dataloaders = train_dataloaders, None
         if datamodule is not None and (
@@ -660,9 +668,10 @@ class Trainer:
     ) -> Any:
         """Run ``predict_step`` over the data; return the outputs (a list per loader when
         there are several)."""
+        check_call("predict", ckpt_path, return_predictions=return_predictions)
         if isinstance(dataloaders, EmberDataModule):
             datamodule, dataloaders = dataloaders, None
-        keep = True if return_predictions is None else bool(return_predictions)
+        keep = True if return_predictions is None else return_predictions
         model = self._model_for("predict", model)
 
         def body() -> Any:
@@ -996,6 +1005,7 @@ class Trainer:
         verbose: bool,
     ) -> list[dict[str, float]]:
         """validate() and test(): one pass of the evaluation loop."""
+        check_call(fn.value, ckpt_path, verbose=verbose)
         if isinstance(dataloaders, EmberDataModule):
             datamodule, dataloaders = dataloaders, None
         if datamodule is not None and dataloaders is not None:

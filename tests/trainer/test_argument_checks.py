@@ -188,3 +188,68 @@ def test_good_values_still_pass(tmp_path: Path) -> None:
     )
     assert trainer.default_root_dir == str(tmp_path)
     assert trainer.precision == "32-true"
+
+
+def test_the_same_callback_object_twice_is_an_error() -> None:
+    """Regression: each of its hooks ran twice."""
+    from ember.trainer.callbacks import LambdaCallback
+
+    callback = LambdaCallback(on_train_epoch_end=lambda trainer: None)
+    with pytest.raises(MisconfigurationError, match="holds the same LambdaCallback object twice"):
+        Trainer(**QUIET, callbacks=[callback, callback])
+
+
+@pytest.mark.parametrize(
+    ("entry", "given", "message"),
+    [
+        (
+            "fit",
+            {"ckpt_path": 123},
+            "fit(ckpt_path=...) must be a checkpoint file's path, 'last' or 'best' (or None); "
+            "got 123 (int)",
+        ),
+        ("validate", {"verbose": "no"}, "validate(verbose=...) must be True or False; got 'no'"),
+        (
+            "predict",
+            {"return_predictions": "no"},
+            "predict(return_predictions=...) must be True or False; got 'no'",
+        ),
+    ],
+)
+def test_entry_point_arguments_are_checked(
+    entry: str, given: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    """Regression: a raw TypeError deep in checkpoint loading; 'no' read as True."""
+    import torch
+    from ember.trainer import EmberModule
+
+    class Model(EmberModule):
+        def training_step(self, batch: Any, batch_idx: int) -> Any: ...
+
+    trainer = Trainer(**QUIET, default_root_dir=tmp_path)
+    with pytest.raises(MisconfigurationError) as info:
+        getattr(trainer, entry)(Model(), [torch.zeros(1)], **given)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"patience": 2.5}, "EarlyStopping(patience=...) must be an int >= 0, got 2.5"),
+        (
+            {"min_delta": float("nan")},
+            "EarlyStopping(min_delta=...) must be a finite number, got nan",
+        ),
+        (
+            {"stopping_threshold": "0.1"},
+            "EarlyStopping(stopping_threshold=...) must be a finite number or None, got '0.1'",
+        ),
+        ({"strict": "no"}, "EarlyStopping(strict=...) must be True or False, got 'no'"),
+    ],
+)
+def test_early_stopping_arguments_are_checked(given: dict[str, Any], message: str) -> None:
+    from ember.trainer.callbacks import EarlyStopping
+
+    with pytest.raises(ValueError) as info:
+        EarlyStopping("val_loss", **given)
+    assert str(info.value) == message

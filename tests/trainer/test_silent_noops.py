@@ -236,3 +236,43 @@ def test_a_validating_fit_warns_about_none_of_this(make_trainer: Any) -> None:
         enable_checkpointing=None,
     )
     assert fit_quietly(trainer, TinyModel(), make_loader(32, 16), make_loader(16, 16)) == []
+
+
+# ---------------------------------------------------------------------- more of the kind
+@pytest.mark.parametrize("flag", ["max_epochs", "max_steps"])
+def test_a_zero_training_length_warns(make_trainer: Any, flag: str) -> None:
+    trainer = make_trainer(**{flag: 0})
+    with pytest.warns(UserWarning, match=f"^{flag}=0: fit trains nothing"):
+        trainer.fit(TinyModel(), make_loader(32, 16), make_loader(16, 16))
+    assert trainer.global_step == 0
+
+
+def test_validating_less_often_than_the_run_lasts_warns(make_trainer: Any) -> None:
+    trainer = make_trainer(max_epochs=2, check_val_every_n_epoch=5)
+    with pytest.warns(UserWarning, match="check_val_every_n_epoch=5 is more than max_epochs=2"):
+        trainer.fit(TinyModel(), make_loader(32, 16), make_loader(16, 16))
+
+
+def test_a_checkpointer_that_saves_nothing_warns(make_trainer: Any) -> None:
+    trainer = make_trainer(
+        max_epochs=1, callbacks=[ModelCheckpoint(save_top_k=0)], enable_checkpointing=None
+    )
+    with pytest.warns(UserWarning, match=r"ModelCheckpoint\(save_top_k=0\) without save_last"):
+        trainer.fit(TinyModel(), make_loader(32, 16), make_loader(16, 16))
+
+
+@pytest.mark.parametrize(
+    ("entry", "flags", "reason"),
+    [
+        ("validate", {}, "its loaders have no batches"),
+        ("test", {"limit_test_batches": 0}, "limit_test_batches=0"),
+        ("predict", {"limit_predict_batches": 0}, "limit_predict_batches=0"),
+    ],
+)
+def test_an_evaluation_that_runs_no_batch_warns(
+    make_trainer: Any, entry: str, flags: dict[str, Any], reason: str
+) -> None:
+    trainer = make_trainer(**flags)
+    data = empty_loader() if entry == "validate" else make_loader(16, 16)
+    with pytest.warns(UserWarning, match=rf"^{entry}\(\) runs no batch \({reason}\)"):
+        getattr(trainer, entry)(TinyModel(), data)

@@ -69,8 +69,35 @@ class EarlyStopping(Callback):
             )
         if mode not in _MODES:
             raise ValueError(f"EarlyStopping(mode=...) must be 'min' or 'max', got {mode!r}")
-        if patience < 0:
-            raise ValueError(f"EarlyStopping(patience=...) must be >= 0, got {patience}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping(patience=...) must be an int >= 0, got {patience!r}")
+        for name, value, optional in (
+            ("min_delta", min_delta, False),
+            ("stopping_threshold", stopping_threshold, True),
+            ("divergence_threshold", divergence_threshold, True),
+        ):
+            if (value is None and optional) or (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                continue
+            raise ValueError(
+                f"EarlyStopping({name}=...) must be a finite number"
+                f"{' or None' if optional else ''}, got {value!r}"
+            )
+        for name, value in (
+            ("verbose", verbose),
+            ("strict", strict),
+            ("check_finite", check_finite),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"EarlyStopping({name}=...) must be True or False, got {value!r}")
+        if check_on_train_epoch_end is not None and not isinstance(check_on_train_epoch_end, bool):
+            raise ValueError(
+                "EarlyStopping(check_on_train_epoch_end=...) must be True, False or None, got "
+                f"{check_on_train_epoch_end!r}"
+            )
         self.monitor = monitor
         self.min_delta = abs(float(min_delta))
         self.patience = patience
