@@ -66,11 +66,11 @@ def _check_limit(flag: str, value: Any) -> int | float:
 
 def _parse_max_time(value: Any, flag: str = "max_time") -> timedelta | None:
     parsed = _parse_duration(value, flag)
-    # max_time=0 stops at once (as in Lightning); a validation interval of 0 would never end
-    if parsed is not None and (parsed < timedelta(0) or (flag != "max_time" and not parsed)):
-        least = "zero or more" if flag == "max_time" else "longer than zero"
+    # zero is allowed, as in Lightning: max_time=0 stops at once, and a validation
+    # interval of 0 validates after every batch
+    if parsed is not None and parsed < timedelta(0):
         raise MisconfigurationError(
-            f"{flag}={value!r} is a duration of {parsed}: it must be {least}"
+            f"{flag}={value!r} is a duration of {parsed}: it must be zero or more"
         )
     return parsed
 

@@ -856,7 +856,7 @@ class Trainer:
             return
         root = os.path.abspath(self.flags.default_root_dir)
         saves_under_root = self._state.fn == TrainerFn.FITTING and any(
-            os.path.abspath(getattr(c, "dirpath", None) or root).startswith(root)
+            os.path.commonpath([root, os.path.abspath(getattr(c, "dirpath", None) or root)]) == root
             for c in self.checkpoint_callbacks
         )
         if self.tracking.entries is not None or saves_under_root:

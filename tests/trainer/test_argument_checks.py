@@ -80,9 +80,10 @@ REJECTED = {
         {"max_time": {"hours": -1}},
         "max_time={'hours': -1} is a duration of -1 day, 23:00:00: it must be zero or more",
     ),
-    "val_check_interval of no time": (
-        {"val_check_interval": {"seconds": 0}},
-        "val_check_interval={'seconds': 0} is a duration of 0:00:00: it must be longer than zero",
+    "val_check_interval negative": (
+        {"val_check_interval": {"minutes": -5}},
+        "val_check_interval={'minutes': -5} is a duration of -1 day, 23:55:00: it must be zero "
+        "or more",
     ),
     "devices='two'": (
         {"devices": "two"},
