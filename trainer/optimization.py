@@ -430,14 +430,21 @@ class Optimization:
 def _check_parameters(module: EmberModule, optimizers: list[torch.optim.Optimizer]) -> None:
     """An optimizer over tensors that are not the module's steps something else: none of
     them is an error (nothing of the module would train), some of them a warning (they
-    are neither saved in checkpoints nor moved with the module)."""
+    are neither saved in checkpoints nor moved with the module). One over frozen
+    parameters only is a warning (a fine-tuning callback may unfreeze them later)."""
     own = {id(p) for p in module.parameters()}
     for optimizer in optimizers:
         tensors = [p for group in optimizer.param_groups for p in group["params"]]
+        what = f"{type(optimizer).__name__} from {type(module).__name__}.configure_optimizers"
+        if tensors and not any(p.requires_grad for p in tensors):
+            warn_user(
+                f"{what} steps only parameters with requires_grad=False (frozen), so it "
+                "changes nothing until a callback unfreezes them: give it the trainable "
+                "parameters (e.g. [p for p in self.parameters() if p.requires_grad])"
+            )
         foreign = [p for p in tensors if id(p) not in own]
         if not foreign:
             continue
-        what = f"{type(optimizer).__name__} from {type(module).__name__}.configure_optimizers"
         if len(foreign) == len(tensors):
             raise MisconfigurationError(
                 f"{what} steps {len(tensors)} tensor(s), none of which is a parameter of "

@@ -276,3 +276,16 @@ def test_an_evaluation_that_runs_no_batch_warns(
     data = empty_loader() if entry == "validate" else make_loader(16, 16)
     with pytest.warns(UserWarning, match=rf"^{entry}\(\) runs no batch \({reason}\)"):
         getattr(trainer, entry)(TinyModel(), data)
+
+
+def test_an_optimizer_over_frozen_parameters_only_warns(make_trainer: Any) -> None:
+    class FrozenBackbone(TinyModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net[0].requires_grad_(False)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.net[0].parameters(), lr=0.1)
+
+    with pytest.warns(UserWarning, match=r"steps only parameters with requires_grad=False"):
+        make_trainer(max_epochs=1).fit(FrozenBackbone(), make_loader(16, 16))
