@@ -40,6 +40,7 @@ class Determinism:
         self.benchmark = benchmark
         self._saved: tuple[bool, bool, bool, bool] | None = None
         self._previous_show: Any = None
+        self._show: Any = None
         #: operations torch reported as non-deterministic (``"warn"`` mode), in order seen
         self.nondeterministic_ops: dict[str, None] = {}
         if deterministic:
@@ -83,8 +84,9 @@ class Determinism:
         """Put torch's switches back as :meth:`apply` found them; in ``"warn"`` mode, list
         the operations that ran without a deterministic implementation."""
         if self._previous_show is not None:
-            warnings.showwarning = self._previous_show
-            self._previous_show = None
+            if warnings.showwarning is self._show:  # unless something replaced it since
+                warnings.showwarning = self._previous_show
+            self._previous_show = self._show = None
         if self._saved is None:
             return
         enabled, warn_only, cudnn_deterministic, cudnn_benchmark = self._saved
@@ -112,7 +114,7 @@ class Determinism:
                 seen.setdefault(found[1], None)
             previous(message, category, *args, **kwargs)
 
-        warnings.showwarning = show
+        warnings.showwarning = self._show = show
 
     def explain(self, error: BaseException) -> None:
         """Add a note to torch's error for an operation that has no deterministic
