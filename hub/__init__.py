@@ -18,6 +18,7 @@ from ember.hub.errors import (
     PluginWarning,
     UnknownHookError,
     UnknownProviderError,
+    did_you_mean,
 )
 from ember.hub.hookspecs import hookimpl, hookspec
 from ember.hub.lifecycle import CALLBACK_HOOKS, Lifecycle, callback_plugin, hook_signature
@@ -75,6 +76,7 @@ __all__ = [
     "UnknownProviderError",
     "__version__",
     "callback_plugin",
+    "did_you_mean",
     "get_plugin_manager",
     "hook_signature",
     "hookimpl",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class EmberPluginError(Exception):
     """Base class of every plugin-system error."""
@@ -39,3 +42,15 @@ class PluginWarning(UserWarning):
 class IncompatiblePluginWarning(PluginWarning):
     """A plugin's distribution declares ember versions that exclude the installed one; it
     is loaded anyway (``EMBER_STRICT_PLUGINS=1`` skips it instead)."""
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate nearest to ``word``, or ``None`` when nothing is close."""
+    found = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"``, or ``"."`` when nothing is close: the end of every
+    "unknown name" message in ember."""
+    hint = closest(word, candidates)
+    return f"; did you mean {hint!r}?" if hint else "."

@@ -35,35 +35,46 @@ def hook_signature(short_name: str) -> str:
     return f"{short_name}({', '.join(_HOOK_ARGS[CALLBACK_HOOKS[short_name]])})"
 
 
+#: parameter names that code written for Lightning gives hook arguments
+_ARGUMENT_ALIASES = {"pl_module": "module"}
+
+
 def _make_impl(spec_name: str, method: Any, owner: str, attr: str) -> Any:
     """Wrap a callback method as a function whose parameters are hookspec names.
 
     A method whose parameter names are all hookspec names takes them by keyword (so
-    ``def on_fit_start(self, trainer)`` works); otherwise it takes every argument
-    positionally in the spec's order, which is how a Lightning callback
-    (``def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx)``) reads.
+    ``def on_fit_start(self, trainer)`` works); Lightning's ``pl_module`` counts as
+    ``module`` (so ``def on_train_batch_end(self, trainer, pl_module, outputs)`` works).
+    Otherwise it takes every argument positionally in the spec's order, which is how a
+    Lightning callback (``def on_train_batch_end(self, trainer, pl_module, outputs, batch,
+    batch_idx)``) reads.
     """
     spec_args = _HOOK_ARGS[spec_name]
     sig = inspect.signature(method)
     params = list(sig.parameters.values())
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keyword_only = [p for p in params if p.kind == p.KEYWORD_ONLY]
     has_varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
-    names = [p.name for p in positional]
+    by_name = {p.name: _ARGUMENT_ALIASES.get(p.name, p.name) for p in positional + keyword_only}
     required = [p for p in positional if p.default is p.empty]
     if (
         not has_varargs
-        and set(names) <= set(spec_args)
-        and all(p.kind == p.POSITIONAL_OR_KEYWORD for p in positional)
+        and set(by_name.values()) <= set(spec_args)
+        and len(set(by_name.values())) == len(by_name)
+        and all(p.kind != p.POSITIONAL_ONLY for p in positional)
     ):
-        wanted = [a for a in spec_args if a in names]
-        call = ", ".join(f"{a}={a}" for a in wanted)
-    elif has_varargs or (len(required) <= len(spec_args) <= len(positional)):
+        wanted = [a for a in spec_args if a in by_name.values()]
+        call = ", ".join(f"{name}={arg}" for name, arg in by_name.items())
+    elif not any(p.default is p.empty for p in keyword_only) and (
+        has_varargs or (len(required) <= len(spec_args) <= len(positional))
+    ):
         wanted = list(spec_args)
         call = ", ".join(wanted)
     else:
         raise UnknownHookError(
             f"{owner}.{attr}{sig} does not fit the hook {hook_signature(attr)}: take these "
-            "arguments in this order (any names), or a subset of them by exactly these names"
+            "arguments in this order (any names), or a subset of them by exactly these names "
+            "(pl_module may stand for module)"
         )
     namespace: dict[str, Any] = {"_method": method}
     exec(

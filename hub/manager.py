@@ -285,7 +285,13 @@ class PluginManager:
         try:
             self._pm.register(plugin, name=f"{info.distribution}:{info.name}:{len(self._infos)}")
         except pluggy.PluginValidationError as exc:
-            raise PluginLoadError(f"plugin {info.name!r}: {exc}") from exc
+            hint = ""
+            if "'pl_module'" in str(exc):
+                hint = (
+                    "\nember's hooks call Lightning's pl_module 'module': rename the argument "
+                    "to module (a Callback subclass may keep the name pl_module)"
+                )
+            raise PluginLoadError(f"plugin {info.name!r}: {exc}{hint}") from exc
         try:
             hooks = self._pm.get_hookcallers(plugin) or []
             unknown = [h.name for h in hooks if not h.has_spec()]

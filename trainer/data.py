@@ -13,10 +13,10 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ember.trainer.errors import MisconfigurationError
+from ember.trainer.errors import MisconfigurationError, warn_user
 from ember.trainer.module import overrides
 from ember.trainer.utilities import seed_loader_workers
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler
 
 _END = object()
 
@@ -66,8 +66,48 @@ class DataSource:
                 f"{', '.join(map(repr, value))}): pass one loader, or a list of DataLoaders"
             )
         loaders = list(value) if is_loader_list(value) else [value]
+        for loader in loaders:
+            self._check_iterable(loader)
         # after seed_everything(..., workers=True), workers get seeded per rank and id
         return [seed_loader_workers(loader) for loader in loaders]
+
+    def _origin(self) -> str:
+        """Where the loader came from, for messages."""
+        if self.explicit is not None:
+            return f"the {_DATA_NAMES.get(self.method, self.method)} passed in"
+        return f"{type(self.owner).__name__}.{self.method}()"
+
+    def _check_iterable(self, loader: Any) -> None:
+        """A loader must yield batches: anything else fails here, not inside the loop; a
+        Dataset given where a DataLoader belongs would yield single samples."""
+        if isinstance(loader, DataLoader):
+            return
+        kind = type(loader)
+        if not (hasattr(kind, "__iter__") or hasattr(kind, "__getitem__")):
+            raise MisconfigurationError(
+                f"{self._origin()} is {_short_repr(loader)} ({kind.__name__}), which is not "
+                "iterable: pass a torch DataLoader (DataLoader(dataset, batch_size=...)) or "
+                "any iterable of batches"
+            )
+        if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+            warn_user(
+                f"{self._origin()} is a {kind.__name__} (a Dataset), not a DataLoader: "
+                "iterating it yields single samples, not batches. Wrap it: "
+                "DataLoader(dataset, batch_size=...)"
+            )
+
+
+_DATA_NAMES = {
+    "train_dataloader": "training data",
+    "val_dataloader": "validation data",
+    "test_dataloader": "test data",
+    "predict_dataloader": "prediction data",
+}
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def is_loader_list(value: Any) -> bool:
@@ -97,7 +137,14 @@ def limited_length(length: int | float, limit: int | float, flag: str) -> int | 
                 f"{flag}={limit} is a fraction of the epoch, but the loader has no length "
                 f"(an IterableDataset or a generator): pass an int number of batches instead"
             )
-        return int(length * limit)
+        batches = int(length * limit)
+        if batches == 0 and limit > 0 and length > 0:
+            raise MisconfigurationError(
+                f"{flag}={limit} of the loader's {length} batches is less than one batch, so "
+                f"none would run: pass at least {flag}={math.ceil(1000 / length) / 1000:g}, "
+                f"an int number of batches, or {flag}=0 to run none on purpose"
+            )
+        return batches
     return min(length, limit)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ember.trainer.checkpoint import ResumableLoader
 from ember.trainer.data import DataSource, limited_length, loader_length, without_shuffling
-from ember.trainer.errors import MisconfigurationError
+from ember.trainer.errors import MisconfigurationError, warn_user
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.loops.progress import LoopProgress
 from ember.trainer.plugins import Strategy
@@ -43,6 +43,8 @@ class DataSchedule:
         self.predict_dataloaders: Any = None
         self.num_predict_batches: list[int | float] = []
         self._loaded_epoch = {"train": 0, "val": 0}
+        self._module_name = "the module"
+        self._has_validation_step = False
 
     # ------------------------------------------------------------------ fit
     def configure_fit(
@@ -67,6 +69,14 @@ class DataSchedule:
                 UserWarning,
                 stacklevel=5,
             )
+        elif has_validation_step and not self.has_validation:
+            warn_user(
+                f"{type(module).__name__} defines validation_step but fit has no validation "
+                "data, so validation is skipped: pass trainer.fit(model, train_loader, "
+                "val_loader), or define val_dataloader() on the module or datamodule"
+            )
+        self._module_name = type(module).__name__
+        self._has_validation_step = has_validation_step
 
     def load_train(self) -> None:
         """(Re)load the training loader and derive the batch counts from it."""
@@ -87,6 +97,12 @@ class DataSchedule:
         self.train_dataloader = loader
         self.train_loader = ResumableLoader(loader)
         self.train_length = loader_length(loader)
+        if self.train_length == 0:
+            raise MisconfigurationError(
+                f"the training loader has no batches (len {self.train_length}), so fit would "
+                "train nothing: the dataset is empty, or smaller than batch_size with "
+                "drop_last=True"
+            )
         n = limited_length(self.train_length, flags.limit_train_batches, "limit_train_batches")
         self.num_training_batches = n
         self._loaded_epoch["train"] = self.progress.current_epoch
@@ -125,6 +141,13 @@ class DataSchedule:
             loaders = [self.strategy.process_dataloader(d) for d in self.val_source.loaders()]
         self.val_loaders = loaders
         self.val_lengths = [loader_length(d) for d in loaders]
+        empty = [i for i, n in enumerate(self.val_lengths) if n == 0]
+        if empty:
+            which = "the validation loader" if len(loaders) == 1 else f"validation loader {empty}"
+            warn_user(
+                f"{which} has no batches (len 0), so it is skipped: the dataset is empty, or "
+                "smaller than batch_size with drop_last=True"
+            )
         self.num_val_batches = [
             limited_length(n, self.flags.limit_val_batches, "limit_val_batches")
             for n in self.val_lengths
@@ -171,6 +194,18 @@ class DataSchedule:
                 "batches_consumed": self.progress.batch_idx,
             }
         loader.load_state_dict(dict(state))
+
+    def validation_off_reason(self) -> str | None:
+        """Why fit does not validate, in words (``None`` when it does)."""
+        if self.validation_enabled:
+            return None
+        if not self._has_validation_step:
+            return f"{self._module_name} has no validation_step"
+        if not self.has_validation:
+            return "no validation data was given"
+        if self.flags.limit_val_batches == 0:
+            return "limit_val_batches=0"
+        return "the validation loaders have no batches"
 
     @property
     def validation_enabled(self) -> bool:
@@ -219,6 +254,9 @@ class DataSchedule:
         )
         lengths = [loader_length(d) for d in loaders]
         limits = [limited_length(n, getattr(self.flags, flag), flag) for n in lengths]
+        if not any(limits):
+            why = f"{flag}=0" if getattr(self.flags, flag) == 0 else "its loaders have no batches"
+            warn_user(f"{stage}() runs no batch ({why}), so it returns no results")
         single = loaders[0] if len(loaders) == 1 else loaders
         if stage == "validate":
             self.val_loaders, self.val_lengths, self.num_val_batches = loaders, lengths, limits

@@ -63,9 +63,13 @@ def build_provider(plugins: PluginManager, kind: str, value: Any, base: type) ->
     if isinstance(value, base):
         return value
     if not isinstance(value, (str, Mapping)):
+        ints = "an int 16, 32 or 64, " if kind == "precision" else ""
+        article = "an" if base.__name__[0] in "AEIOU" else "a"
+        example = "'32-true'" if kind == "precision" else "'auto'"
         raise MisconfigurationError(
-            f"{kind}={value!r}: pass a name (e.g. {kind}='auto'), a mapping "
-            f"{{'name': ..., **options}}, or a {base.__name__} instance"
+            f"{kind}={value!r} ({type(value).__name__}): pass a name (e.g. {kind}={example}; "
+            f"installed: {', '.join(sorted(plugins.providers(kind)))}), {ints}a mapping "
+            f"{{'name': ..., **options}}, or {article} {base.__name__} instance"
         )
     built = plugins.create(kind, value)
     if not isinstance(built, base):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from ember.trainer.errors import MisconfigurationError, NonFiniteLossError
+from ember.trainer.errors import MisconfigurationError, NonFiniteLossError, warn_user
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.hooks import HookDispatcher
 from ember.trainer.loops.progress import LoopProgress
@@ -131,6 +131,7 @@ class Optimization:
                     "remove it, and call self.clip_gradients(optimizer, gradient_clip_val=...) "
                     "in training_step before optimizer.step()"
                 )
+        _check_parameters(module, optimizers)
         self.optimizers = optimizers
         self.lr_scheduler_configs = configs
         self.handles = [OptimizerHandle(o, self) for o in optimizers]
@@ -262,10 +263,33 @@ class Optimization:
     def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
         """``on_before_backward``, the precision mode's backward (through the module's
         ``backward``), ``on_after_backward``."""
+        if not loss.requires_grad or loss.numel() != 1:
+            raise MisconfigurationError(self._unusable_loss(loss))
         hooks = self.hooks
         hooks.before_backward(loss)
         self.precision.backward(loss, self.module, *args, **kwargs)
         hooks.after_backward()
+
+    def _unusable_loss(self, loss: Tensor) -> str:
+        """Why backward cannot run from ``loss`` (torch's own error names neither the step
+        nor the cause)."""
+        where = "training_step's loss" if self.automatic else "the loss given to manual_backward"
+        if loss.numel() != 1:
+            return (
+                f"{where} has shape {tuple(loss.shape)}, but backward needs a single number: "
+                "reduce it, e.g. loss.mean() or loss.sum() (F.cross_entropy and the other "
+                "losses do so unless reduction='none')"
+            )
+        frozen = not any(p.requires_grad for p in self.module.parameters())
+        cause = (
+            f"every parameter of {type(self.module).__name__} has requires_grad=False (frozen): "
+            "unfreeze the ones to train"
+            if frozen
+            else "it was detached from the graph: look for .detach(), .item() or .data, "
+            "a torch.no_grad() or torch.inference_mode() block around the forward pass, or a "
+            "new tensor built from values (torch.tensor(loss))"
+        )
+        return f"{where} does not require grad, so backward cannot train anything: {cause}"
 
     def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
         """``module.manual_backward``: only in manual optimization."""
@@ -403,6 +427,41 @@ class Optimization:
         )
 
 
+def _check_parameters(module: EmberModule, optimizers: list[torch.optim.Optimizer]) -> None:
+    """An optimizer over tensors that are not the module's steps something else: none of
+    them is an error (nothing of the module would train), some of them a warning (they
+    are neither saved in checkpoints nor moved with the module). One over frozen
+    parameters only is a warning (a fine-tuning callback may unfreeze them later)."""
+    own = {id(p) for p in module.parameters()}
+    for optimizer in optimizers:
+        tensors = [p for group in optimizer.param_groups for p in group["params"]]
+        what = f"{type(optimizer).__name__} from {type(module).__name__}.configure_optimizers"
+        if tensors and not any(p.requires_grad for p in tensors):
+            warn_user(
+                f"{what} steps only parameters with requires_grad=False (frozen), so it "
+                "changes nothing until a callback unfreezes them: give it the trainable "
+                "parameters (e.g. [p for p in self.parameters() if p.requires_grad])"
+            )
+        foreign = [p for p in tensors if id(p) not in own]
+        if not foreign:
+            continue
+        if len(foreign) == len(tensors):
+            raise MisconfigurationError(
+                f"{what} steps {len(tensors)} tensor(s), none of which is a parameter of "
+                f"{type(module).__name__}, so training would change nothing of it: build the "
+                "optimizer from self.parameters() (e.g. torch.optim.SGD(self.parameters(), "
+                "lr=0.1)), and create submodules in __init__ as attributes of the module"
+            )
+        shapes = ", ".join(str(tuple(p.shape)) for p in foreign[:3])
+        warn_user(
+            f"{what} steps {len(foreign)} of its {len(tensors)} tensor(s) that are not "
+            f"parameters of {type(module).__name__} (shapes {shapes}"
+            f"{', ...' if len(foreign) > 3 else ''}): they are not saved in checkpoints nor "
+            "moved to the device with the module. Register them as module attributes "
+            "(torch.nn.Parameter, or inside a submodule)"
+        )
+
+
 def loss_of(out: Any) -> Tensor | None:
     """The loss in what ``training_step`` returned (a tensor, ``{"loss": ...}`` or None)."""
     if isinstance(out, Tensor):
@@ -415,7 +474,14 @@ def loss_of(out: Any) -> Tensor | None:
                 "training_step returned a dict without a 'loss' key (keys: "
                 f"{', '.join(map(repr, out))}): add the loss under 'loss'"
             )
-        return out["loss"]
+        loss = out["loss"]
+        if not isinstance(loss, Tensor) and loss is not None:
+            raise MisconfigurationError(
+                f"training_step returned {{'loss': {type(loss).__name__}}}: the loss must be "
+                "the tensor the step computed (not loss.item() or a number), so that backward "
+                "can run from it"
+            )
+        return loss
     raise MisconfigurationError(
         f"training_step returned {type(out).__name__}: return the loss tensor, a dict "
         "with a 'loss' key, or None to skip the optimizer step"

@@ -17,6 +17,8 @@ the loops (``docs/architecture.md`` follows one batch through them):
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import threading
 import time
@@ -25,13 +27,21 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import torch
-from ember.hub import Lifecycle, PluginManager, get_plugin_manager
+from ember.hub import CALLBACK_HOOKS, Lifecycle, PluginManager, get_plugin_manager
 from ember.trainer.callback import Callback, callback_role
 from ember.trainer.checkpointing import Checkpointing
 from ember.trainer.data_schedule import DataSchedule
 from ember.trainer.datamodule import EmberDataModule
+from ember.trainer.determinism import Determinism
 from ember.trainer.errors import MisconfigurationError
-from ember.trainer.flags import TrainerFlags
+from ember.trainer.fit_checks import warn_at_fit_start
+from ember.trainer.flags import (
+    TrainerFlags,
+    check_call,
+    check_writable_root,
+    root_dir_error,
+    unknown_argument,
+)
 from ember.trainer.hardware import Hardware, make_batch_transfer
 from ember.trainer.hooks import HookDispatcher, without_logging
 from ember.trainer.loops import EvaluationLoop, FitLoop, LoopProgress, PredictLoop
@@ -53,6 +63,27 @@ if TYPE_CHECKING:
 _FLAG_NAMES = frozenset(TrainerFlags.__dataclass_fields__)
 
 
+def _known_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """``__init__`` with its arguments checked first: a misspelled or Lightning-only one
+    (``max_epoch=3``, ``gpus=1``) is an error that names the right one. The signature
+    stays the original's, so run-file schemas read it unchanged."""
+    known = frozenset(inspect.signature(init).parameters) - {"self"}
+
+    @functools.wraps(init)
+    def checked(self: Trainer, *args: Any, **kwargs: Any) -> None:
+        if args:
+            raise MisconfigurationError(
+                f"Trainer takes keyword arguments only (e.g. Trainer(max_epochs=3)); got "
+                f"{len(args)} positional: {', '.join(map(repr, args))}"
+            )
+        for name, value in kwargs.items():
+            if name not in known:
+                raise unknown_argument(name, value, known)
+        init(self, **kwargs)
+
+    return checked
+
+
 class Trainer:
     """Runs an :class:`~ember.trainer.EmberModule`: ``fit``, ``validate``, ``test``,
     ``predict``. Flags follow PyTorch Lightning's names and defaults; see
@@ -62,6 +93,7 @@ class Trainer:
         loggers and lifecycle plugins (default: the process-global one).
     """
 
+    @_known_arguments
     def __init__(
         self,
         *,
@@ -109,13 +141,19 @@ class Trainer:
         self.flags = TrainerFlags.check(
             **{k: v for k, v in given.items() if k in _FLAG_NAMES},
         )
+        if plugin_manager is not None and not isinstance(plugin_manager, PluginManager):
+            raise MisconfigurationError(
+                "plugin_manager must be an ember.hub.PluginManager (or None for the "
+                f"process-wide one); got {type(plugin_manager).__name__}"
+            )
         self.plugin_manager = plugin_manager if plugin_manager is not None else get_plugin_manager()
         # loggers are resolved now, so that a misspelled name or option fails here
         self.tracking = TrackingSession(logger, self.flags.logger_timeout, self.plugin_manager)
         self.hardware = Hardware.resolve(
             self.plugin_manager, accelerator, strategy, devices, precision, num_nodes
         )
-        self.hardware.accelerator.configure_determinism(deterministic, benchmark)
+        #: torch's determinism switches, set for the duration of each entry point
+        self._determinism = Determinism(self.flags.deterministic, self.flags.benchmark)
         self.callbacks: list[Any] = self._resolve_callbacks(callbacks)
         self._lifecycle = self._make_lifecycle()
         self._state = TrainerState()
@@ -162,7 +200,19 @@ class Trainer:
                 raise MisconfigurationError(
                     f"callbacks got the class {cb.__name__}: pass an instance, {cb.__name__}(...)"
                 )
+            elif not isinstance(cb, Callback) and not any(hasattr(cb, h) for h in CALLBACK_HOOKS):
+                raise MisconfigurationError(
+                    f"callbacks got {cb!r} ({type(cb).__name__}), which is not a callback: pass "
+                    "Callback instances, provider names such as 'early_stopping', or "
+                    "{'name': ..., **options} mappings"
+                )
             resolved.append(cb)
+        twice = [c for i, c in enumerate(resolved) if any(c is d for d in resolved[:i])]
+        if twice:
+            raise MisconfigurationError(
+                f"callbacks holds the same {type(twice[0]).__name__} object twice, so each of "
+                "its hooks would run twice: pass it once (or two separate instances)"
+            )
         roles = {callback_role(c) for c in resolved}
         flags = self.flags
         from ember.trainer.callbacks import ModelSummary, ProgressBar
@@ -577,6 +627,7 @@ class Trainer:
     ) -> None:
         """Train ``model`` (validating as configured) on the given loaders, the
         datamodule's, or the module's own ``*_dataloader`` methods."""
+        check_call("fit", ckpt_path)
         if isinstance(train_dataloaders, EmberDataModule):
             datamodule, train_dataloaders = train_dataloaders, None
         if datamodule is not None and (
@@ -627,9 +678,10 @@ class Trainer:
     ) -> Any:
         """Run ``predict_step`` over the data; return the outputs (a list per loader when
         there are several)."""
+        check_call("predict", ckpt_path, return_predictions=return_predictions)
         if isinstance(dataloaders, EmberDataModule):
             datamodule, dataloaders = dataloaders, None
-        keep = True if return_predictions is None else bool(return_predictions)
+        keep = True if return_predictions is None else return_predictions
         model = self._model_for("predict", model)
 
         def body() -> Any:
@@ -719,6 +771,7 @@ class Trainer:
         outcome = "failed"
         error: BaseException | None = None
         try:
+            self._determinism.apply(self.accelerator)
             self._setup(stage)
             result = body()
             self._state.status = TrainerStatus.FINISHED
@@ -730,6 +783,7 @@ class Trainer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 outcome = "interrupted"
             self._state.status = TrainerStatus.INTERRUPTED
+            self._determinism.explain(exc)
             self.strategy.on_exception(exc)
             self.hooks.exception(exc)
             raise
@@ -786,6 +840,7 @@ class Trainer:
             ("callbacks' teardown", lambda: hooks.teardown(stage)),
             (f"{type(self.strategy).__name__}.teardown", self.strategy.teardown),
             ("tracking run", lambda: self._finish_tracking(outcome, error)),
+            ("determinism", self._determinism.restore),
         ]
         first: BaseException | None = error
         for what, step in steps:
@@ -820,6 +875,13 @@ class Trainer:
         if self.flags.fast_dev_run:
             self.tracking.resume_from = None
             return
+        root = os.path.abspath(self.flags.default_root_dir)
+        saves_under_root = self._state.fn == TrainerFn.FITTING and any(
+            os.path.commonpath([root, os.path.abspath(getattr(c, "dirpath", None) or root)]) == root
+            for c in self.checkpoint_callbacks
+        )
+        if self.tracking.entries is not None or saves_under_root:
+            check_writable_root(self.flags.default_root_dir)
         # on every rank, so a clash of hyperparameters stops them all alike
         hparams = run_hyperparameters(self._module, self.datamodule)
         config = self.tracking.config(
@@ -831,15 +893,21 @@ class Trainer:
             self.datamodule,
             self.world_size,
         )
-        self.tracking.start(
-            self.flags.default_root_dir,
-            config,
-            hparams,
-            self.global_rank,
-            lambda value: self.strategy.broadcast(value, src=0),
-            self.print,
-            self._stage_name(),
-        )
+        try:
+            self.tracking.start(
+                self.flags.default_root_dir,
+                config,
+                hparams,
+                self.global_rank,
+                lambda value: self.strategy.broadcast(value, src=0),
+                self.print,
+                self._stage_name(),
+            )
+        except OSError as exc:
+            clear = root_dir_error(self.flags.default_root_dir, exc)
+            if clear is None:
+                raise
+            raise clear from exc
 
     def _stage_name(self) -> str:
         """The running entry point's name (``fit``, ``validate``, ...), as the run records
@@ -897,6 +965,7 @@ class Trainer:
             lambda: self.callback_metrics,
         )
         self.optimization.configure()
+        warn_at_fit_start(self)
         checkpointing.restore(ckpt_path)
         if checkpointing.ckpt_path is None and previous is not None and self.progress.batch_idx:
             # fit again after a fit that stopped inside an epoch (an exception): continue it
@@ -958,6 +1027,7 @@ class Trainer:
         verbose: bool,
     ) -> list[dict[str, float]]:
         """validate() and test(): one pass of the evaluation loop."""
+        check_call(fn.value, ckpt_path, verbose=verbose)
         if isinstance(dataloaders, EmberDataModule):
             datamodule, dataloaders = dataloaders, None
         if datamodule is not None and dataloaders is not None:

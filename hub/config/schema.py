@@ -11,7 +11,6 @@ validated, so ``import ember.hub`` and ``ember plugins`` never load pydantic.
 from __future__ import annotations
 
 import collections.abc
-import difflib
 import inspect
 import os
 import types
@@ -20,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union
 
 from ember.hub.config.errors import ConfigIssue
+from ember.hub.errors import closest, did_you_mean
 from ember.hub.records import Option, ProviderSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -36,18 +36,6 @@ _OPTION_TYPES: dict[str, Any] = {
 
 #: a type the run file cannot express (a class instance, a timedelta): left out of unions
 _DROP = object()
-
-
-def closest(word: str, candidates: typing.Iterable[str]) -> str | None:
-    """The candidate nearest to ``word``, or ``None`` when nothing is close."""
-    found = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str:
-    """``"; did you mean 'x'?"``, or ``"."`` when nothing is close."""
-    hint = closest(word, candidates)
-    return f"; did you mean {hint!r}?" if hint else "."
 
 
 # ---------------------------------------------------------------------- describing types

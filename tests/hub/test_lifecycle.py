@@ -78,7 +78,7 @@ def test_misspelled_hook_is_an_error_with_the_right_name() -> None:
 
 def test_wrong_arity_is_explained() -> None:
     class Short(Base):
-        def on_train_batch_end(self, trainer, pl_module, outputs):
+        def on_train_batch_end(self, trainer, pl_module, outs):
             pass
 
     with pytest.raises(UnknownHookError, match=r"does not fit the hook on_train_batch_end\("):

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from ember.trainer.callback import Callback
+from ember.trainer.fit_checks import validation_off_hint
 
 _MODES = {"min": "<", "max": ">"}
 
@@ -68,8 +69,35 @@ class EarlyStopping(Callback):
             )
         if mode not in _MODES:
             raise ValueError(f"EarlyStopping(mode=...) must be 'min' or 'max', got {mode!r}")
-        if patience < 0:
-            raise ValueError(f"EarlyStopping(patience=...) must be >= 0, got {patience}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping(patience=...) must be an int >= 0, got {patience!r}")
+        for name, value, optional in (
+            ("min_delta", min_delta, False),
+            ("stopping_threshold", stopping_threshold, True),
+            ("divergence_threshold", divergence_threshold, True),
+        ):
+            if (value is None and optional) or (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                continue
+            raise ValueError(
+                f"EarlyStopping({name}=...) must be a finite number"
+                f"{' or None' if optional else ''}, got {value!r}"
+            )
+        for name, value in (
+            ("verbose", verbose),
+            ("strict", strict),
+            ("check_finite", check_finite),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"EarlyStopping({name}=...) must be True or False, got {value!r}")
+        if check_on_train_epoch_end is not None and not isinstance(check_on_train_epoch_end, bool):
+            raise ValueError(
+                "EarlyStopping(check_on_train_epoch_end=...) must be True, False or None, got "
+                f"{check_on_train_epoch_end!r}"
+            )
         self.monitor = monitor
         self.min_delta = abs(float(min_delta))
         self.patience = patience
@@ -124,7 +152,7 @@ class EarlyStopping(Callback):
     def _run_check(self, trainer: Any) -> None:
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
-            self._missing_metric(metrics)
+            self._missing_metric(metrics, validation_off_hint(trainer, self.monitor))
             return
         current = float(metrics[self.monitor])
         stop_here, reason = self._evaluate(current)
@@ -140,13 +168,15 @@ class EarlyStopping(Callback):
         elif reason and self.verbose:
             trainer.print(reason)
 
-    def _missing_metric(self, metrics: dict[str, Any]) -> None:
+    def _missing_metric(self, metrics: dict[str, Any], why: str = "") -> None:
         available = sorted(metrics)
         msg = (
             f"EarlyStopping is conditioned on metric {self.monitor!r}, which was not logged. "
             f"Available metrics: {', '.join(map(repr, available)) or 'none'}."
         )
-        hint = difflib.get_close_matches(self.monitor, available, n=1)
+        # validation being off is the cause: a training metric's similar name is not
+        hint = None if why else difflib.get_close_matches(self.monitor, available, n=1)
+        msg += why
         if hint:
             msg += f" Did you mean {hint[0]!r}?"
         msg += (

@@ -22,6 +22,7 @@ from ember.trainer.checkpoint.io import (
     remove_stale_temp_files,
 )
 from ember.trainer.errors import MisconfigurationError
+from ember.trainer.fit_checks import validation_off_hint
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +484,8 @@ class ModelCheckpoint(Callback):
             return filepath, (previous if self.save_top_k == 1 else None)
         if self.monitor not in candidates:
             # once validation has run, a metric still missing is a typo, not "not yet"
-            self._missing_monitor(candidates, fatal=self._validation_ran)
+            why = validation_off_hint(trainer, self.monitor)
+            self._missing_monitor(candidates, fatal=self._validation_ran, why=why)
             return None, None
         current = candidates[self.monitor]
         current = (
@@ -585,12 +587,13 @@ class ModelCheckpoint(Callback):
             if self.verbose:
                 log.info("ModelCheckpoint: removed %s", filepath)
 
-    def _missing_monitor(self, candidates: dict[str, Any], fatal: bool) -> None:
+    def _missing_monitor(self, candidates: dict[str, Any], fatal: bool, why: str = "") -> None:
         import difflib
 
         known = sorted(k for k in candidates if k not in ("epoch", "step"))
         close = difflib.get_close_matches(self.monitor or "", known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        # validation being off is the cause: a training metric's similar name is not
+        hint = why or (f" Did you mean {close[0]!r}?" if close else "")
         msg = (
             f"ModelCheckpoint(monitor={self.monitor!r}) found no such logged metric; logged: "
             f"{', '.join(known) or 'none'}.{hint} Log it with self.log({self.monitor!r}, value)."

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from ember.trainer.data import Lookahead
+from ember.trainer.fit_checks import EpochCheck
 from ember.trainer.flags import TrainerFlags
 from ember.trainer.loops.evaluation import EvaluationLoop
 from ember.trainer.loops.progress import LoopProgress
@@ -106,6 +107,8 @@ class FitLoop:
             or mh.training_epoch_end is not None
         )
         self.automatic = self.optimization.automatic
+        self.epoch_check = EpochCheck(self.automatic)
+        self.data_ran_dry = False
         self.max_steps = flags.max_steps if flags.max_steps >= 0 else math.inf
         self.deadline = (
             time.monotonic() + flags.max_time.total_seconds()
@@ -133,7 +136,7 @@ class FitLoop:
             return True
         if flags.max_epochs != -1 and progress.current_epoch >= flags.max_epochs:
             return True
-        if self.data.num_training_batches == 0:
+        if self.data.num_training_batches == 0 or self.data_ran_dry:
             return True
         if self.strategy.world_size > 1:
             return self._agree(False)[1]
@@ -222,6 +225,7 @@ class FitLoop:
         max_steps = self.max_steps
         deadline = self.deadline
         stopped = False
+        steps_before = progress.global_step
         if (
             skip
             and val_in_loop
@@ -283,6 +287,10 @@ class FitLoop:
                 stopped = True
                 break
 
+        if not stopped and self.epoch_check.epoch_ended(
+            epoch, progress.batch_idx - skip, progress.global_step - steps_before, skip > 0
+        ):
+            stopped = self.data_ran_dry = True
         if has_val and not val_in_loop and not stopped:
             self._validate()
         self._end_epoch(outputs if collect else None)

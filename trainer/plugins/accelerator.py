@@ -29,10 +29,22 @@ def parse_device_count(devices: Any) -> int:
         text = devices.strip()
         if text.lstrip("-").isdigit():
             return parse_device_count(int(text))
-        return len([d for d in text.split(",") if d.strip()])
+        indices = [d.strip() for d in text.split(",") if d.strip()]
+        if not indices or not all(d.isdigit() for d in indices):
+            raise MisconfigurationError(
+                f"devices={devices!r} is not valid: pass 'auto', a count such as '2', or "
+                "device indices such as '0,1'"
+            )
+        return len(indices)
     if isinstance(devices, (list, tuple)):
         if not devices:
             raise MisconfigurationError("devices=[] selects no device: name at least one")
+        bad = [d for d in devices if isinstance(d, bool) or not isinstance(d, int) or d < 0]
+        if bad:
+            raise MisconfigurationError(
+                f"devices={devices!r} is not valid: a list names device indices, ints >= 0 "
+                f"(got {bad[0]!r})"
+            )
         return len(devices)
     raise MisconfigurationError(
         f"devices={devices!r} is not valid: pass an int, a list of indices or 'auto'"
@@ -42,12 +54,12 @@ def parse_device_count(devices: Any) -> int:
 def parse_device_indices(devices: Any, available: int) -> list[int]:
     """The device indices a ``devices=`` value names when ``available`` devices exist:
     ``"auto"`` and ``-1`` take all, ``N`` the first N, a list or ``"0,2"`` exactly those."""
+    count = parse_device_count(devices)  # checks the value's form
     if isinstance(devices, str) and "," in devices:
         devices = [int(d) for d in devices.split(",") if d.strip()]
     if isinstance(devices, (list, tuple)):
         indices = [int(d) for d in devices]
     else:
-        count = parse_device_count(devices)
         if devices in ("auto", None) or count == -1:
             count = available
         indices = list(range(count))
