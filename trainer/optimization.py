@@ -11,6 +11,7 @@ clips, in that order, on every path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -389,6 +390,30 @@ class Optimization:
             )
         self.losses.clear()
         self.loss_steps.clear()
+
+    def check_before_save(self, path: str | os.PathLike[str], collective: bool) -> None:
+        """Run the pending non-finite check now (one host read), so that no checkpoint is
+        written from a state whose loss was NaN or infinite; the check is otherwise batched
+        at metric flushes, which a step-, time- or user-triggered save can precede.
+
+        :param collective: agree with the other processes (every process saves together);
+            ``False`` while handling an exception, when the others may not be saving.
+        """
+        if not self.losses:
+            return
+        if collective:
+            flags = [float(v) for v in self.loss_check()]
+        else:
+            flags = [float(torch.isfinite(torch.stack(self.losses)).all())]
+        try:
+            self.check_losses(flags)
+        except NonFiniteLossError as exc:
+            raise NonFiniteLossError(
+                f"{str(exc).rstrip('.')}. The loss was not finite, so the weights may be too: "
+                f"no checkpoint was written to {os.fspath(path)}, and the checkpoints saved "
+                "before it are intact (resume from one of them with a lower learning rate or "
+                "cleaned data)"
+            ) from None
 
     def _nonfinite_message(self, value: float, batch_idx: int, step: int) -> str:
         msg = (

@@ -417,8 +417,11 @@ class Trainer:
 
     @property
     def log_dir(self) -> str:
-        """Where this run's files go (``default_root_dir`` until a run directory is set)."""
-        return self.tracking.run_dir or self.flags.default_root_dir
+        """Where this run's files go: its run directory (``<default_root_dir>/ember_runs/
+        <run id>``, decided as an entry point sets up), or ``default_root_dir`` without a
+        run (``logger=False``, ``fast_dev_run``)."""
+        tracking = self.tracking
+        return tracking.run_dir or tracking.planned_dir or self.flags.default_root_dir
 
     @property
     def is_global_zero(self) -> bool:
@@ -743,6 +746,12 @@ class Trainer:
                 datamodule.prepare_data()
             module.prepare_data()
         self.strategy.barrier("prepare_data")
+        # the run folder is known before the callbacks' setup: checkpoints go under it
+        self.tracking.plan(
+            self.flags.default_root_dir,
+            lambda value: self.strategy.broadcast(value, src=0),
+            enabled=not self.flags.fast_dev_run,
+        )
         if datamodule is not None:
             datamodule.setup(stage)
         hooks.setup(stage)
@@ -763,6 +772,7 @@ class Trainer:
             checkpointing.preemption.uninstall()
             checkpointing.preemption.reset()
             checkpointing.resume_rng_state = None
+            checkpointing.resume_callback_metrics = None
             self.metrics.activate(None)
             self._state.stage = None
 
