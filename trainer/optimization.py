@@ -269,14 +269,18 @@ class Optimization:
         hooks.after_backward()
 
     def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
-        """``module.manual_backward``: only in manual optimization."""
+        """``module.manual_backward``: only in manual optimization. The loss joins the
+        non-finite check, as an automatic one does."""
         if self.automatic:
             raise MisconfigurationError(
                 "manual_backward is for manual optimization: set "
                 "self.automatic_optimization = False in __init__, or return the loss from "
                 "training_step and let the trainer call backward"
             )
+        # checked as automatic losses are: at flushes, and before any checkpoint is saved
+        self.watch_loss(loss, self.progress.batch_idx)
         self.backward(loss, *args, **kwargs)
+        self.check_losses_if_due()
 
     def step(self, optimizer: torch.optim.Optimizer, closure: Callable[[], Any] | None) -> Any:
         """Step ``optimizer`` through the precision mode. The closure it receives runs
@@ -416,8 +420,9 @@ class Optimization:
             ) from None
 
     def _nonfinite_message(self, value: float, batch_idx: int, step: int) -> str:
+        source = "training_step returned" if self.automatic else "manual_backward was given"
         msg = (
-            f"training_step returned a loss of {value} at epoch {self.progress.current_epoch}, "
+            f"{source} a loss of {value} at epoch {self.progress.current_epoch}, "
             f"batch {batch_idx} (global step {step}). Look for a too-high learning rate, bad "
             "inputs, or a log/division of zero"
         )

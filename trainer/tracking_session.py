@@ -55,8 +55,7 @@ class TrackingSession:
         (``logger=False``, or ``enabled`` false: ``fast_dev_run``). A fit that resumes a
         checkpoint opens the checkpoint's run instead, and its checkpointers follow their
         saved folder."""
-        from ember.hub.tracking import RUNS_DIR
-        from ember.hub.tracking.run import new_run_id
+        from ember.hub.tracking import RUNS_DIR, Run
 
         self._planned_id = None
         if self.entries is None or not enabled:
@@ -66,7 +65,7 @@ class TrackingSession:
         elif self._identity is not None:
             planned = str(self._identity.get("dir") or self.run_dir)
         else:
-            self._planned_id = new_run_id()
+            self._planned_id = Run.new_id()
             planned = os.path.join(os.path.abspath(root_dir), RUNS_DIR, self._planned_id)
         self.planned_dir = broadcast(planned)
         return self.planned_dir

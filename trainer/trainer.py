@@ -747,10 +747,11 @@ class Trainer:
             module.prepare_data()
         self.strategy.barrier("prepare_data")
         # the run folder is known before the callbacks' setup: checkpoints go under it
+        # (predict opens no run)
         self.tracking.plan(
             self.flags.default_root_dir,
             lambda value: self.strategy.broadcast(value, src=0),
-            enabled=not self.flags.fast_dev_run,
+            enabled=not self.flags.fast_dev_run and self._state.fn != TrainerFn.PREDICTING,
         )
         if datamodule is not None:
             datamodule.setup(stage)

@@ -256,6 +256,11 @@ class Run:
         self._finishing = threading.Lock()
 
     # ------------------------------------------------------------------ starting
+    @staticmethod
+    def new_id() -> str:
+        """A fresh run id, for a caller that chooses it ahead (``Run.start(run_id=...)``)."""
+        return new_run_id()
+
     @classmethod
     def start(
         cls,

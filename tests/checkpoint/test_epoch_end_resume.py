@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from ckpt_helpers import Scripted, make_loader
+from ember.hub.tracking import JournalReader
 from ember.trainer import Callback, Trainer
 from ember.trainer.callbacks import EarlyStopping
 from ember.trainer.checkpoint import ModelCheckpoint, load_checkpoint_safe
@@ -155,8 +156,14 @@ def test_early_stopping_with_ckpt_path_last(tmp_path: Path, logger: Any) -> None
     assert early.stopped_epoch == 2 and resumed.current_epoch == 3
     assert float(ckpt.best_model_score) == 1.0
     assert Path(ckpt.best_model_path).name == "epoch=0-step=4.ckpt"
-    if logger is None:  # the run's journal says it succeeded
-        assert resumed.run.report is None or resumed.run.report.status != "failed"
+    # relaunched once more: the last checkpoint was saved by the end hooks of the epoch
+    # EarlyStopping stopped after, so the run stops there again instead of training on
+    again = _fit(tmp_path, callbacks(), 6, Counted(SCORES), "last", logger=logger)
+    assert again.current_epoch == 3 and again.global_step == 12
+    if logger is None:  # one run, resumed, and its journal says it succeeded
+        assert resumed.run.id == first.run.id
+        with JournalReader(resumed.run.dir) as journal:
+            assert journal.status()[0] == "success"
 
 
 def test_a_checkpoint_saved_after_validation_does_not_validate_again(tmp_path: Path) -> None:
@@ -218,3 +225,34 @@ def test_epoch_scheduler_steps_once_with_the_saved_metric(tmp_path: Path) -> Non
     assert resumed.optimizers[0].param_groups[0]["lr"] == lr_full
     full_w, resumed_w = full.module.state_dict(), resumed.module.state_dict()
     assert all(torch.equal(full_w[k], resumed_w[k]) for k in full_w)
+
+
+def test_a_checkpoint_saved_after_a_mid_epoch_validation_does_not_validate_again(
+    tmp_path: Path,
+) -> None:
+    """Validation after every 2 of 4 batches; the checkpoint is saved by the first
+    validation of epoch 1 (mid-epoch): the resumed run goes on with batch 3."""
+    ckpts = tmp_path / "ckpts"
+
+    def callbacks(*extra: Any) -> list[Any]:
+        return [
+            CountEpochs(),
+            ModelCheckpoint(dirpath=ckpts, save_last=True, save_on_train_epoch_end=False),
+            *extra,
+        ]
+
+    with pytest.raises(Crash):
+        _fit(
+            tmp_path,
+            callbacks(CrashAt(1, "on_validation_end")),
+            2,
+            Counted(SCORES),
+            val_check_interval=0.5,
+        )
+    assert load_checkpoint_safe(ckpts / "last.ckpt")["global_step"] == 6
+
+    module = Counted(SCORES)
+    trainer = _fit(tmp_path, callbacks(), 2, module, "last", val_check_interval=0.5)
+    assert trainer.global_step == 8
+    assert module.val_batches == 4  # the validation after batch 4 only
+    assert trainer.callbacks[0].validations == 4 and trainer.callbacks[0].epochs == 2

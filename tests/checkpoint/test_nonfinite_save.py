@@ -149,3 +149,28 @@ def test_finite_runs_pay_one_check_per_save_only(tmp_path: Path) -> None:
     assert len(_saved(folder)) == 5  # steps 3, 6, 9, 12 and last.ckpt
     assert all(_all_finite(p) for p in _saved(folder))
     assert math.isfinite(float(trainer.callback_metrics.get("epoch", 0)))
+
+
+class ManualNaNAt(NaNAt):
+    """Manual optimization: the loss goes to manual_backward, not back to the trainer."""
+
+    def __init__(self, bad_step: int) -> None:
+        super().__init__(bad_step)
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(super().training_step(batch, batch_idx))
+        optimizer.step()
+
+
+def test_manual_optimization_losses_are_checked_too(tmp_path: Path) -> None:
+    folder = tmp_path / "ckpts"
+    ckpt = ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_last=True, save_top_k=-1)
+    trainer = _trainer(tmp_path, [ckpt], log_every_n_steps=50)
+    with pytest.raises(NonFiniteLossError, match="manual_backward was given a loss of nan"):
+        trainer.fit(ManualNaNAt(bad_step=2), make_loader())
+    saved = _saved(folder)
+    assert len(saved) == 3  # steps 1 and 2, and last.ckpt: nothing from step 3 on
+    assert all(_all_finite(p) for p in saved)
