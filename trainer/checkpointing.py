@@ -131,9 +131,10 @@ class Checkpointing:
         loader = t.data.train_loader
         if loader is not None:
             state["train_dataloader"] = loader.state_dict()
-        if t.state.fn == TrainerFn.FITTING:
+        if t.state.fn == TrainerFn.FITTING and t.state.status != TrainerStatus.INTERRUPTED:
             # what hooks still to run after the resume point monitor (EarlyStopping and
             # ModelCheckpoint at the epoch end, ReduceLROnPlateau): one host read per save
+            # (not while an exception is handled: the values may be half-reduced)
             scalars = {k: v for k, v in t.callback_metrics.items() if _is_scalar(v)}
             state["callback_metrics"] = to_host(scalars)[0] if scalars else {}
             state["should_stop"] = bool(t.should_stop)
