@@ -142,7 +142,7 @@ class Trainer:
     def _resolve_callbacks(self, callbacks: Iterable[Any] | Any | None) -> list[Any]:
         """The user's callbacks (objects, provider names or ``{"name": ...}`` mappings),
         then a progress bar, a model summary and a checkpointer unless one with that
-        role was given or the flag disables it."""
+        role was given or the flag disables it; checkpointers go last."""
         if callbacks is None:
             given: list[Any] = []
         elif isinstance(callbacks, (str, Mapping)) or not isinstance(callbacks, Iterable):
@@ -179,7 +179,11 @@ class Trainer:
             # with last.ckpt (a hard link to the epoch's file: no second write), so that a
             # job can always be relaunched with ckpt_path="last"
             resolved.append(ModelCheckpoint(save_last=True))
-        return resolved
+        # checkpointers run last (as in Lightning), so that a checkpoint saved by an epoch's
+        # end hooks holds every other callback's state after that epoch: the resume starts
+        # at the next epoch and runs none of those hooks again
+        others = [c for c in resolved if callback_role(c) != "checkpointer"]
+        return others + [c for c in resolved if callback_role(c) == "checkpointer"]
 
     def _make_lifecycle(self) -> Lifecycle:
         return Lifecycle(

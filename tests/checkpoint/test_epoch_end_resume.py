@@ -48,23 +48,24 @@ class CountEpochs(Callback):
 
 
 class CrashAt(Callback):
-    """Raises after the callbacks before it ran their hook (a checkpointer among them)."""
+    """Stands for a kill right after the checkpoint that ModelCheckpoint (which runs last)
+    saves at the end of ``epoch`` (from ``on_train_epoch_end``, or from
+    ``on_validation_end`` with ``hook="on_validation_end"``): raises at the next hook."""
 
     def __init__(self, epoch: int, hook: str = "on_train_epoch_end") -> None:
         self.epoch = epoch
-        self.hook = hook
+        self.validation = hook == "on_validation_end"
+        self.armed = False
 
-    def on_train_epoch_end(self, trainer: Trainer, *args: Any) -> None:
-        if self.hook == "on_train_epoch_end" and trainer.current_epoch == self.epoch:
+    def on_save_checkpoint(self, trainer: Trainer, *args: Any) -> None:
+        if trainer.current_epoch == self.epoch and trainer.validating == self.validation:
+            self.armed = True
+
+    def _crash_if_armed(self, *args: Any) -> None:
+        if self.armed:
             raise Crash
 
-    def on_validation_end(self, trainer: Trainer, *args: Any) -> None:
-        if (
-            self.hook == "on_validation_end"
-            and not trainer.sanity_checking
-            and trainer.current_epoch == self.epoch
-        ):
-            raise Crash
+    on_train_epoch_start = on_train_batch_start = on_train_epoch_end = _crash_if_armed
 
 
 class Counted(Scripted):
@@ -256,3 +257,23 @@ def test_a_checkpoint_saved_after_a_mid_epoch_validation_does_not_validate_again
     assert trainer.global_step == 8
     assert module.val_batches == 4  # the validation after batch 4 only
     assert trainer.callbacks[0].validations == 4 and trainer.callbacks[0].epochs == 2
+
+
+def test_a_checkpointer_listed_first_still_saves_after_the_other_callbacks(
+    tmp_path: Path,
+) -> None:
+    """Checkpointers run last whatever the listed order (as in Lightning): the epoch's
+    checkpoint holds the state the other callbacks reached at that epoch's end."""
+    ckpts = tmp_path / "ckpts"
+
+    def callbacks(*extra: Any) -> list[Any]:
+        return [ModelCheckpoint(dirpath=ckpts, save_last=True), CountEpochs(), *extra]
+
+    _fit(tmp_path, callbacks(), 2, Counted(SCORES))  # last.ckpt: saved at epoch 1's end
+    assert load_checkpoint_safe(ckpts / "last.ckpt")["callbacks"]["CountEpochs"] == {
+        "epochs": 2,
+        "validations": 2,
+    }
+    trainer = _fit(tmp_path, callbacks(), 3, Counted(SCORES), "last")
+    assert isinstance(trainer.callbacks[-1], ModelCheckpoint)
+    assert trainer.callbacks[0].epochs == 3
