@@ -245,8 +245,9 @@ class Checkpointing:
             name: torch.tensor(float(value))
             for name, value in (fit_state.get("callback_metrics") or {}).items()
         }
-        if t.progress.epoch_ending:
-            # saved by the end hooks of an epoch after which training was told to stop
+        if t.progress.epoch_ending or t.progress.batch_idx:
+            # saved inside an epoch (or by its end hooks) after which training was told to
+            # stop; a checkpoint of a finished fit lets a resume train on
             t.should_stop = bool(fit_state.get("should_stop", False))
         t.data.resume_train_loader(fit_state.get("train_dataloader"))
         self.resume_rng_state = checkpoint.get("rng")

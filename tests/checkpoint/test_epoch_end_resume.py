@@ -277,3 +277,32 @@ def test_a_checkpointer_listed_first_still_saves_after_the_other_callbacks(
     trainer = _fit(tmp_path, callbacks(), 3, Counted(SCORES), "last")
     assert isinstance(trainer.callbacks[-1], ModelCheckpoint)
     assert trainer.callbacks[0].epochs == 3
+
+
+def test_a_stop_decided_mid_epoch_survives_the_resume(tmp_path: Path) -> None:
+    """EarlyStopping on a mid-epoch validation stops training there; the checkpoint saved
+    by that validation resumes to the same stop: the epoch ends, nothing more trains."""
+    ckpts = tmp_path / "ckpts"
+
+    def callbacks(*extra: Any) -> list[Any]:
+        return [
+            EarlyStopping(monitor="val_loss", patience=2),
+            ModelCheckpoint(dirpath=ckpts, save_last=True, save_on_train_epoch_end=False),
+            *extra,
+        ]
+
+    full = _fit(tmp_path / "full", callbacks(), 3, Counted(SCORES), val_check_interval=0.5)
+    assert (full.global_step, full.current_epoch) == (6, 2)  # stopped after epoch 1, batch 2
+    with pytest.raises(Crash):
+        _fit(
+            tmp_path,
+            callbacks(CrashAt(1, "on_validation_end")),
+            3,
+            Counted(SCORES),
+            val_check_interval=0.5,
+        )
+    module = Counted(SCORES)
+    resumed = _fit(tmp_path, callbacks(), 3, module, "last", val_check_interval=0.5)
+    assert (resumed.global_step, resumed.current_epoch) == (6, 2)
+    assert module.epoch_ends == 1 and module.val_batches == 0
+    assert resumed.early_stopping_callback.stopped_epoch == 1

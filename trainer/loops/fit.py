@@ -93,6 +93,10 @@ class FitLoop:
         self.hooks.start("on_train_start")
         if self.progress.epoch_ending:
             self._finish_saved_epoch_end()
+        elif self.progress.batch_idx and self.stop_requested() and self._can_stop():
+            # resumed inside an epoch whose run had been told to stop there: as it would
+            # have, end that epoch (its end hooks run) without training on
+            self._end_epoch(None)
         while not self._done():
             self.run_epoch()
         self.hooks.end("on_train_end")
