@@ -43,6 +43,7 @@ class IncompatiblePluginWarning(PluginWarning):
     """A plugin's distribution declares ember versions that exclude the installed one; it
     is loaded anyway (``EMBER_STRICT_PLUGINS=1`` skips it instead)."""
 
+
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate nearest to ``word``, or ``None`` when nothing is close."""
     found = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)

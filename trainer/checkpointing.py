@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import torch
 from ember.trainer.checkpoint import (
     CheckpointError,
     Preempted,
@@ -24,7 +25,8 @@ from ember.trainer.checkpoint import (
 )
 from ember.trainer.checkpoint.io import warn_incompatible_keys
 from ember.trainer.errors import MisconfigurationError
-from ember.trainer.state import TrainerFn
+from ember.trainer.results import to_host
+from ember.trainer.state import TrainerFn, TrainerStatus
 
 if TYPE_CHECKING:
     from ember.trainer.trainer import Trainer
@@ -51,6 +53,10 @@ def load_callback_states(callbacks: list[Any], states: Mapping[str, Any]) -> Non
             cb.load_state_dict(states[key])
 
 
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, torch.Tensor) or value.numel() == 1
+
+
 class Checkpointing:
     """Saves and restores the running trainer's state (reads only its public parts)."""
 
@@ -61,6 +67,9 @@ class Checkpointing:
         #: the random state of a checkpoint being resumed, restored by the fit loop at the
         #: point matching where it was captured
         self.resume_rng_state: dict[str, Any] | None = None
+        #: the monitored values of a checkpoint being resumed, put back by the fit loop
+        #: as training starts (after the sanity check, which leaves no values behind)
+        self.resume_callback_metrics: dict[str, torch.Tensor] | None = None
         #: the checkpoint the running (or last) entry point restored, or ``None``
         self.ckpt_path: str | None = None
 
@@ -117,15 +126,36 @@ class Checkpointing:
     def _fit_loop_state(self) -> dict[str, Any]:
         """The fit loop's position, with the training loader's (epoch, batches consumed,
         sampler order) when there is one."""
-        state: dict[str, Any] = self.trainer.progress.state_dict()
-        loader = self.trainer.data.train_loader
+        t = self.trainer
+        state: dict[str, Any] = t.progress.state_dict()
+        loader = t.data.train_loader
         if loader is not None:
             state["train_dataloader"] = loader.state_dict()
+        if t.state.fn == TrainerFn.FITTING and t.state.status != TrainerStatus.INTERRUPTED:
+            # what hooks still to run after the resume point monitor (EarlyStopping and
+            # ModelCheckpoint at the epoch end, ReduceLROnPlateau): one host read per save
+            # (not while an exception is handled: the values may be half-reduced)
+            scalars = {k: v for k, v in t.callback_metrics.items() if _is_scalar(v)}
+            state["callback_metrics"] = to_host(scalars)[0] if scalars else {}
+            state["should_stop"] = bool(t.should_stop)
         return state
 
     def save(self, path: str | os.PathLike[str], weights_only: bool = False) -> None:
-        """Write a checkpoint through the strategy; record it in the run when written."""
+        """Write a checkpoint through the strategy; record it in the run when written.
+
+        Refuses with :class:`NonFiniteLossError` (writing nothing) when a loss since the
+        last check was NaN or infinite: the check waits for metric flushes, so it runs here
+        first (one host read per save, none per step)."""
         t = self.trainer
+        if t.optimization is not None:
+            # every process saves together, except while an exception is handled
+            strategy = t.strategy
+            collective = (
+                strategy.world_size > 1
+                and strategy.environment_ready
+                and t.state.status == TrainerStatus.RUNNING
+            )
+            t.optimization.check_before_save(path, collective)
         state = {**checkpoint_header(), **self.dump(weights_only)}
         if t.strategy.save_checkpoint(state, path):
             metadata = {"epoch": t.current_epoch, **self._best_metadata(path)}
@@ -158,7 +188,7 @@ class Checkpointing:
         self.ckpt_path = None
         if ckpt_path is None:
             return
-        path = resolve_ckpt_path(ckpt_path, t.callbacks, t.default_root_dir)
+        path = resolve_ckpt_path(ckpt_path, t.callbacks, t.default_root_dir, t.log_dir)
         if path is None:
             return
         checkpoint = t.strategy.load_checkpoint(path)
@@ -211,6 +241,14 @@ class Checkpointing:
             t.datamodule.load_state_dict(checkpoint["datamodule"])
         fit_state = checkpoint.get("loops", {}).get("fit_loop", {})
         t.progress.load_state_dict(fit_state)
+        self.resume_callback_metrics = {
+            name: torch.tensor(float(value))
+            for name, value in (fit_state.get("callback_metrics") or {}).items()
+        }
+        if t.progress.epoch_ending or t.progress.batch_idx:
+            # saved inside an epoch (or by its end hooks) after which training was told to
+            # stop; a checkpoint of a finished fit lets a resume train on
+            t.should_stop = bool(fit_state.get("should_stop", False))
         t.data.resume_train_loader(fit_state.get("train_dataloader"))
         self.resume_rng_state = checkpoint.get("rng")
 
@@ -218,7 +256,7 @@ class Checkpointing:
     def preempt(self) -> None:
         """Save ``preempted.ckpt`` at this step boundary and stop with status 75."""
         t = self.trainer
-        path = preemption_checkpoint_path(t.callbacks, t.default_root_dir)
+        path = preemption_checkpoint_path(t.callbacks, t.log_dir)
         # a process told by another one (distributed) saw no signal itself
         signum = self.preemption.signum or signal.SIGTERM
         self.save(path)

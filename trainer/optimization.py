@@ -11,6 +11,7 @@ clips, in that order, on every path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -292,14 +293,18 @@ class Optimization:
         return f"{where} does not require grad, so backward cannot train anything: {cause}"
 
     def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
-        """``module.manual_backward``: only in manual optimization."""
+        """``module.manual_backward``: only in manual optimization. The loss joins the
+        non-finite check, as an automatic one does."""
         if self.automatic:
             raise MisconfigurationError(
                 "manual_backward is for manual optimization: set "
                 "self.automatic_optimization = False in __init__, or return the loss from "
                 "training_step and let the trainer call backward"
             )
+        # checked as automatic losses are: at flushes, and before any checkpoint is saved
+        self.watch_loss(loss, self.progress.batch_idx)
         self.backward(loss, *args, **kwargs)
+        self.check_losses_if_due()
 
     def step(self, optimizer: torch.optim.Optimizer, closure: Callable[[], Any] | None) -> Any:
         """Step ``optimizer`` through the precision mode. The closure it receives runs
@@ -414,9 +419,34 @@ class Optimization:
         self.losses.clear()
         self.loss_steps.clear()
 
+    def check_before_save(self, path: str | os.PathLike[str], collective: bool) -> None:
+        """Run the pending non-finite check now (one host read), so that no checkpoint is
+        written from a state whose loss was NaN or infinite; the check is otherwise batched
+        at metric flushes, which a step-, time- or user-triggered save can precede.
+
+        :param collective: agree with the other processes (every process saves together);
+            ``False`` while handling an exception, when the others may not be saving.
+        """
+        if not self.losses:
+            return
+        if collective:
+            flags = [float(v) for v in self.loss_check()]
+        else:
+            flags = [float(torch.isfinite(torch.stack(self.losses)).all())]
+        try:
+            self.check_losses(flags)
+        except NonFiniteLossError as exc:
+            raise NonFiniteLossError(
+                f"{str(exc).rstrip('.')}. The loss was not finite, so the weights may be too: "
+                f"no checkpoint was written to {os.fspath(path)}, and the checkpoints saved "
+                "before it are intact (resume from one of them with a lower learning rate or "
+                "cleaned data)"
+            ) from None
+
     def _nonfinite_message(self, value: float, batch_idx: int, step: int) -> str:
+        source = "training_step returned" if self.automatic else "manual_backward was given"
         msg = (
-            f"training_step returned a loss of {value} at epoch {self.progress.current_epoch}, "
+            f"{source} a loss of {value} at epoch {self.progress.current_epoch}, "
             f"batch {batch_idx} (global step {step}). Look for a too-high learning rate, bad "
             "inputs, or a log/division of zero"
         )

@@ -44,6 +44,33 @@ class TrackingSession:
         self.run_dir: str | None = None
         #: where each logger stood when the last stage ended (``None``: no run recorded it)
         self.report: Report | None = None
+        #: the directory the next entry point's run will have (see :meth:`plan`)
+        self.planned_dir: str | None = None
+        self._planned_id: str | None = None
+
+    def plan(
+        self, root_dir: str, broadcast: Callable[[Any], Any], enabled: bool = True
+    ) -> str | None:
+        """Decide, before the callbacks' ``setup``, the directory of the run the entry
+        point will open (its checkpoint folder goes under it): this trainer's live or
+        last run, else a new run's (its id chosen now). ``None`` without a run
+        (``logger=False``, or ``enabled`` false: ``fast_dev_run``). A fit that resumes a
+        checkpoint opens the checkpoint's run instead, and its checkpointers follow their
+        saved folder."""
+        from ember.hub.tracking import RUNS_DIR, Run
+
+        self._planned_id = None
+        if self.entries is None or not enabled:
+            planned = None
+        elif self.open:
+            planned = str(self.run.dir)
+        elif self._identity is not None:
+            planned = str(self._identity.get("dir") or self.run_dir)
+        else:
+            self._planned_id = Run.new_id()
+            planned = os.path.join(os.path.abspath(root_dir), RUNS_DIR, self._planned_id)
+        self.planned_dir = broadcast(planned)
+        return self.planned_dir
 
     def start(
         self,
@@ -86,7 +113,9 @@ class TrackingSession:
             resume_step=resume_step,
             rank=rank,
             policy=self._policy,
+            run_id=self._planned_id,
         )
+        self._planned_id = None
         self.run = run
         self.run_dir = broadcast(str(run.dir) if run.enabled else None)
         if not run.enabled:

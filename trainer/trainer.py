@@ -185,7 +185,7 @@ class Trainer:
     def _resolve_callbacks(self, callbacks: Iterable[Any] | Any | None) -> list[Any]:
         """The user's callbacks (objects, provider names or ``{"name": ...}`` mappings),
         then a progress bar, a model summary and a checkpointer unless one with that
-        role was given or the flag disables it."""
+        role was given or the flag disables it; checkpointers go last."""
         if callbacks is None:
             given: list[Any] = []
         elif isinstance(callbacks, (str, Mapping)) or not isinstance(callbacks, Iterable):
@@ -234,7 +234,11 @@ class Trainer:
             # with last.ckpt (a hard link to the epoch's file: no second write), so that a
             # job can always be relaunched with ckpt_path="last"
             resolved.append(ModelCheckpoint(save_last=True))
-        return resolved
+        # checkpointers run last (as in Lightning), so that a checkpoint saved by an epoch's
+        # end hooks holds every other callback's state after that epoch: the resume starts
+        # at the next epoch and runs none of those hooks again
+        others = [c for c in resolved if callback_role(c) != "checkpointer"]
+        return others + [c for c in resolved if callback_role(c) == "checkpointer"]
 
     def _make_lifecycle(self) -> Lifecycle:
         return Lifecycle(
@@ -472,8 +476,11 @@ class Trainer:
 
     @property
     def log_dir(self) -> str:
-        """Where this run's files go (``default_root_dir`` until a run directory is set)."""
-        return self.tracking.run_dir or self.flags.default_root_dir
+        """Where this run's files go: its run directory (``<default_root_dir>/ember_runs/
+        <run id>``, decided as an entry point sets up), or ``default_root_dir`` without a
+        run (``logger=False``, ``fast_dev_run``)."""
+        tracking = self.tracking
+        return tracking.run_dir or tracking.planned_dir or self.flags.default_root_dir
 
     @property
     def is_global_zero(self) -> bool:
@@ -807,6 +814,13 @@ class Trainer:
                 datamodule.prepare_data()
             module.prepare_data()
         self.strategy.barrier("prepare_data")
+        # the run folder is known before the callbacks' setup: checkpoints go under it
+        # (predict opens no run)
+        self.tracking.plan(
+            self.flags.default_root_dir,
+            lambda value: self.strategy.broadcast(value, src=0),
+            enabled=not self.flags.fast_dev_run and self._state.fn != TrainerFn.PREDICTING,
+        )
         if datamodule is not None:
             datamodule.setup(stage)
         hooks.setup(stage)
@@ -827,6 +841,7 @@ class Trainer:
             checkpointing.preemption.uninstall()
             checkpointing.preemption.reset()
             checkpointing.resume_rng_state = None
+            checkpointing.resume_callback_metrics = None
             self.metrics.activate(None)
             self._state.stage = None
 

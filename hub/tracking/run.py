@@ -291,6 +291,11 @@ class Run:
         self._finishing = threading.Lock()
 
     # ------------------------------------------------------------------ starting
+    @staticmethod
+    def new_id() -> str:
+        """A fresh run id, for a caller that chooses it ahead (``Run.start(run_id=...)``)."""
+        return new_run_id()
+
     @classmethod
     def start(
         cls,
@@ -305,6 +310,7 @@ class Run:
         policy: DeliveryPolicy | None = None,
         offline: bool | None = None,
         plugin_manager: Any = None,
+        run_id: str | None = None,
     ) -> Run:
         """Open a new run under ``root_dir/ember_runs/``, or resume one.
 
@@ -318,6 +324,8 @@ class Run:
             other rank gets a :class:`DisabledRun` (default: from RANK / SLURM_PROCID).
         :param offline: keep loggers that need a network idle; their records wait in the
             journal for ``ember sync`` (default: ``EMBER_OFFLINE=1``).
+        :param run_id: the id of a new run, chosen ahead (the Trainer does, so that its
+            checkpoint folder is known before the run opens); default: a fresh one.
         """
         rank = global_rank_from_env() if rank is None else rank
         if rank != 0:
@@ -341,7 +349,7 @@ class Run:
                     live.finish(live.exit_status)
             journal, info = _reopen(Path(root_dir), resume, now)
         else:
-            run_id = new_run_id(now)
+            run_id = run_id or new_run_id(now)
             run_dir = Path(root_dir) / RUNS_DIR / run_id
             run_name = redactor.text(name) if name else run_id
             journal = Journal.create(run_dir, run_id, run_name, now)

@@ -53,9 +53,15 @@ def _ok(proc) -> str:
     return output
 
 
+def _last_checkpoint(project: Path) -> Path:
+    """The last.ckpt of the one run under ``project`` (each run keeps its own folder)."""
+    (found,) = (project / "ember_runs").glob("*/checkpoints/last.ckpt")
+    return found
+
+
 def test_fit_then_evaluate_from_the_last_checkpoint(project: Path) -> None:
     _ok(run_ember("fit", "--config", "run.toml", cwd=project))
-    assert (project / "checkpoints" / "last.ckpt").is_file()
+    assert _last_checkpoint(project).is_file()
 
     out = _ok(run_ember("validate", "--config", "run.toml", "--ckpt-path", "last", cwd=project))
     assert "val_loss" in out
@@ -80,7 +86,7 @@ def test_resume_fit_from_last(project: Path) -> None:
     _ok(proc)
     import torch
 
-    ckpt = torch.load(project / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = torch.load(_last_checkpoint(project), weights_only=True)
     assert ckpt["epoch"] == 2
 
 

@@ -88,7 +88,7 @@ def test_digits_run_file_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     accuracies = [float(r["val_acc"]) for r in rows if r.get("val_acc")]
     assert accuracies and accuracies[-1] > 0.5, rows
-    assert (root / "checkpoints" / "last.ckpt").is_file()
+    assert (runs[0] / "checkpoints" / "last.ckpt").is_file()  # the run's own folder
 
 
 def test_readme_shows_the_swap() -> None:

@@ -69,7 +69,7 @@ def test_config_and_python_api_make_the_same_run(tmp_path: Path) -> None:
     assert cli_params["hidden"] == 128
 
     cli_ckpt, api_ckpt = (
-        torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+        torch.load(_run_dir(root) / "checkpoints" / "last.ckpt", weights_only=True)
         for root in (cli_root, api_root)
     )
     cli_state, api_state = cli_ckpt["state_dict"], api_ckpt["state_dict"]

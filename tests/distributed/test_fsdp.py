@@ -46,7 +46,7 @@ def test_fsdp_two_processes_and_a_sharded_checkpoint_round_trip(tmp_path: Path) 
     check(
         run_script(first, "--devices", "2", "--batch", "8", "--strategy", SHARDED, "--epochs", "1")
     )
-    last = first / "root" / "checkpoints" / "last.ckpt"
+    (last,) = (first / "root" / "ember_runs").glob("*/checkpoints/last.ckpt")  # the run's
     assert last.is_dir() and (last / META_FILE).is_file()
     shards = sorted(p.name for p in last.glob("*.distcp"))
     assert len(shards) == 2, shards  # one file per process

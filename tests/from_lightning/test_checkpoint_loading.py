@@ -133,11 +133,12 @@ def test_test_ckpt_path_last_tests_the_weights_fit_ended_with(tmp_path: Path) ->
     t = trainer(tmp_path, max_epochs=1, max_steps=3, val_check_interval=0.5)
     model = Classifier()
     t.fit(model, DataLoader(loader().dataset, batch_size=4), loader())
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    last = Path(t.log_dir) / "checkpoints" / "last.ckpt"  # the run's folder
+    saved = torch.load(last, weights_only=True)
     assert (saved["global_step"], t.global_step) == (3, 3)
     in_memory = t.validate(model, loader(), verbose=False)
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     from_last = t.validate(model, loader(), ckpt_path="last", verbose=False)
-    assert t.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert t.ckpt_path == str(last)
     assert from_last == in_memory
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())

@@ -15,6 +15,7 @@ See ``docs/checkpoints.md`` for the layout of a checkpoint and the guarantees.
 from __future__ import annotations
 
 from ember.trainer.checkpoint.errors import (
+    AmbiguousCheckpointError,
     CheckpointError,
     CheckpointNotFoundError,
     CheckpointSaveError,
@@ -66,6 +67,7 @@ __all__ = [
     "EXIT_PREEMPTED",
     "FORMAT_VERSION",
     "PREEMPTED_NAME",
+    "AmbiguousCheckpointError",
     "CheckpointError",
     "CheckpointNotFoundError",
     "CheckpointSaveError",

@@ -12,6 +12,11 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The checkpoint path does not exist (or names a folder)."""
 
 
+class AmbiguousCheckpointError(CheckpointError):
+    """``ckpt_path="last"`` matches the last checkpoints of several runs; the message lists
+    them."""
+
+
 class TruncatedCheckpointError(CheckpointError):
     """The file ends early or fails its checksums: a write that did not finish, or damage."""
 

@@ -70,9 +70,10 @@ class ModelCheckpoint(Callback):
     """Save checkpoints while training: the best ``save_top_k`` by ``monitor``, and
     optionally ``last.ckpt``.
 
-    :param dirpath: folder of the checkpoints; by default ``<trainer.log_dir>/checkpoints``
-        as fit starts (``<default_root_dir>/checkpoints`` for a new trainer), and on a
-        resume the folder the checkpoint's state names.
+    :param dirpath: folder of the checkpoints; by default ``<trainer.log_dir>/checkpoints``,
+        the run's own folder (``<default_root_dir>/ember_runs/<run id>/checkpoints``;
+        ``<default_root_dir>/checkpoints`` without a run), and on a resume the folder the
+        checkpoint's state names.
     :param filename: file name template without extension, e.g. ``"{epoch}-{val_loss:.3f}"``
         (giving ``epoch=3-val_loss=0.123.ckpt``). Fields are ``epoch``, ``step`` and any
         logged metric (names may contain ``/``, written as ``_`` in the file name); a
@@ -242,8 +243,8 @@ class ModelCheckpoint(Callback):
     def setup(self, trainer: Any, module: Any, stage: str) -> None:
         """Fix the folder, clear temp files of saves killed mid-write, apply a restored state.
 
-        The default folder is ``<trainer.log_dir>/checkpoints``: ``<default_root_dir>/
-        checkpoints`` unless an earlier entry point of this trainer opened a run directory.
+        The default folder is ``<trainer.log_dir>/checkpoints``: the run's directory is
+        chosen before the callbacks' ``setup``, so each run keeps its checkpoints apart.
         """
         if self.dirpath is None:
             root = getattr(trainer, "log_dir", None) or trainer.default_root_dir

@@ -38,27 +38,28 @@ class OnExceptionCheckpoint(Callback):
                 "folder in dirpath"
             )
         self.dirpath = os.path.abspath(os.fspath(dirpath)) if dirpath is not None else None
+        #: ``dirpath`` as given (``None``: follow the run's folder)
+        self._dirpath_given = self.dirpath
         self.filename = filename
 
     @property
     def ckpt_path(self) -> str | None:
-        """Where the checkpoint goes (None until the folder is known)."""
+        """Where the checkpoint goes (with a default folder: None until an exception
+        decided it)."""
         if self.dirpath is None:
             return None
         return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION)
 
-    def setup(self, trainer: Any, module: Any, stage: str) -> None:
-        """Default the folder to ``<trainer.log_dir>/checkpoints``, as ModelCheckpoint's."""
-        if self.dirpath is None:
-            root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
-            self.dirpath = os.path.abspath(os.path.join(root, "checkpoints"))
-
     def on_exception(self, trainer: Any, module: Any, exception: BaseException) -> None:
-        """Save, unless the run was preempted (already saved) or the save itself fails."""
+        """Save, unless the run was preempted (already saved) or the save itself fails.
+
+        The default folder is ``<trainer.log_dir>/checkpoints`` as the exception strikes:
+        the run's folder (a resumed fit's is its checkpoint's run's)."""
         if isinstance(exception, Preempted):
             return
-        if self.dirpath is None:
-            self.setup(trainer, module, "fit")
+        if self._dirpath_given is None:
+            root = getattr(trainer, "log_dir", None) or trainer.default_root_dir
+            self.dirpath = os.path.abspath(os.path.join(root, "checkpoints"))
         path = self.ckpt_path
         try:
             trainer.save_checkpoint(path)

@@ -85,7 +85,19 @@ class FitLoop:
         # names and options are checked afresh: this fit's module may log other things
         results.clear()
         self._activate_training()
+        resumed, self.checkpointing.resume_callback_metrics = (
+            self.checkpointing.resume_callback_metrics,
+            None,
+        )
+        if resumed:  # what the resumed run's monitors saw when the checkpoint was saved
+            self.metrics.callback_metrics.update(resumed)
         self.hooks.start("on_train_start")
+        if self.progress.epoch_ending:
+            self._finish_saved_epoch_end()
+        elif self.progress.batch_idx and self.stop_requested() and self._can_stop():
+            # resumed inside an epoch whose run had been told to stop there: as it would
+            # have, end that epoch (its end hooks run) without training on
+            self._end_epoch(None)
         while not self._done():
             self.run_epoch()
         self.hooks.end("on_train_end")
@@ -291,7 +303,13 @@ class FitLoop:
             epoch, progress.batch_idx - skip, progress.global_step - steps_before, skip > 0
         ):
             stopped = self.data_ran_dry = True
-        if has_val and not val_in_loop and not stopped:
+        # (not again when resumed from a checkpoint its validation's end hooks saved)
+        if (
+            has_val
+            and not val_in_loop
+            and not stopped
+            and progress.validated_at != progress.total_batches
+        ):
             self._validate()
         self._end_epoch(outputs if collect else None)
 
@@ -300,6 +318,8 @@ class FitLoop:
         results = self.metrics.train_results
         results.set_phase("epoch")
         results.epoch_end_reached = True
+        # a checkpoint saved from here on resumes at the next epoch (see _finish_saved_epoch_end)
+        self.progress.epoch_ending = 1
         if outputs is not None:
             self.hooks.module.training_epoch_end(outputs)
         self.hooks.module_end("on_train_epoch_end")
@@ -309,8 +329,20 @@ class FitLoop:
         self.optimization.update_schedulers("epoch")
         self.metrics.merge_views(results)
         results.reset()
-        self.progress.current_epoch += 1
-        self.progress.batch_idx = 0
+        self._next_epoch()
+
+    def _next_epoch(self) -> None:
+        progress = self.progress
+        progress.current_epoch += 1
+        progress.batch_idx = 0
+        progress.epoch_ending = 0
+
+    def _finish_saved_epoch_end(self) -> None:
+        """Resumed from a checkpoint saved by an epoch's end hooks: those hooks ran before
+        it was written, so only what follows them is left (the per-epoch schedulers, with
+        the monitored values the checkpoint restored), then the next epoch starts."""
+        self.optimization.update_schedulers("epoch")
+        self._next_epoch()
 
     def _outputs_for_hooks(self, out: Any) -> Any:
         """What ``on_train_batch_end`` and ``training_epoch_end`` receive: a dict with the
@@ -329,8 +361,10 @@ class FitLoop:
             data.load_val()
         if not data.val_loaders:
             return
-        self.val_loop.run(data.val_loaders, data.val_lengths, data.num_val_batches)
+        # before the loop: a checkpoint saved by validation's end hooks (ModelCheckpoint
+        # after validation) must not run this validation again when resumed
         self.progress.validated_at = self.progress.total_batches
+        self.val_loop.run(data.val_loaders, data.val_lengths, data.num_val_batches)
         self.last_validation = time.monotonic()
 
     # ------------------------------------------------------------------ metrics

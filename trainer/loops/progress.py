@@ -25,6 +25,9 @@ class LoopProgress:
     #: ``total_batches`` when validation inside fit last ran (-1: never), so a run resumed
     #: from a checkpoint saved between a batch and its validation runs that validation
     validated_at: int = -1
+    #: 1 while ``current_epoch``'s end hooks run: a checkpoint saved from them resumes at
+    #: the start of the next epoch, without running that epoch's end hooks again
+    epoch_ending: int = 0
     #: whether the training batch being processed is its epoch's last (not saved)
     is_last_batch: bool = field(default=False, compare=False)
 
