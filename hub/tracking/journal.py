@@ -173,10 +173,13 @@ _BIG_ENDIAN = sys.byteorder == "big"
 
 
 def pack_values(values: Iterable[float]) -> bytes:
-    """``values`` as the ``data`` of a packed row: little-endian float64."""
-    packed = array.array("d", values)
-    if _BIG_ENDIAN:
-        packed.byteswap()
+    """``values`` (floats, or an ``array("d")``) as the ``data`` of a packed row:
+    little-endian float64."""
+    packed = values if isinstance(values, array.array) else array.array("d", values)
+    if packed.typecode != "d" or _BIG_ENDIAN:
+        packed = array.array("d", packed)  # a copy: the caller's array is left alone
+        if _BIG_ENDIAN:
+            packed.byteswap()
     return packed.tobytes()
 
 

@@ -7,6 +7,7 @@ return at once; ``finish`` waits for the loggers at most a deadline and returns 
 
 from __future__ import annotations
 
+import array
 import atexit
 import contextlib
 import hashlib
@@ -516,7 +517,7 @@ class Run:
             clean = self._redactor.name
             names = self._clean_names[keys] = tuple(clean(str(k)) for k in keys)
         try:
-            values = list(map(float, metrics.values()))
+            values = array.array("d", map(float, metrics.values()))
             step = int(step)
         except (TypeError, ValueError) as exc:
             raise TypeError(
