@@ -59,6 +59,8 @@ CHECKPOINT_INTERVAL_S = 2.0
 #: checkpoints at once instead of on its timer, and past all of it the checkpoint also
 #: restarts the log (waiting briefly for readers) and truncates the file back to it
 WAL_LIMIT_BYTES = 8 * 1024 * 1024
+#: the page size of a new journal (SQLite's default is 4096)
+PAGE_SIZE = 1024
 #: writes between two looks at the size of the write-ahead log (a ``stat`` per flush
 #: would cost the training thread more than the flush's own statement)
 WAL_CHECK_EVERY = 16
@@ -224,6 +226,10 @@ class Journal:
         self.lock = threading.Lock()
         self._conn = _connect(path)
         try:
+            # every flush commits the page it appends to, whole: small pages write (and
+            # checkpoint) a quarter of the bytes, which measurably cuts the stalls of the
+            # training thread's flushes; a no-op on an existing journal
+            self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")

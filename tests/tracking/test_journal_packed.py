@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from ember.hub.tracking import Capabilities, JournalReader, Logger, MetricRecord, Run
 from ember.hub.tracking.csv_logger import CSVLogger
-from ember.hub.tracking.journal import PACKED, Journal
+from ember.hub.tracking.journal import PACKED, PAGE_SIZE, Journal
 from ember.hub.tracking.logger import RunInfo
 
 ALL_KINDS = ("hparams", "metric", "text", "image", "artifact")
@@ -53,6 +53,8 @@ def test_a_flush_is_one_row_and_reads_back_as_one_record_per_metric(tmp_path: Pa
 
     with sqlite3.connect(run.journal_path) as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM records ORDER BY seq")]
+        # small pages: each flush commits (and later checkpoints) less
+        assert db.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
     assert kinds == [PACKED, "text", PACKED, PACKED, "metric"]
 
     with JournalReader(run.dir) as reader:
