@@ -25,6 +25,8 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ TEXTS_FILE = "texts.csv"
 IMAGES_FILE = "images.csv"
 ARTIFACTS_FILE = "artifacts.csv"
 STATUS_FILE = "status.json"
+
+_NAME, _VALUE, _STEP = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def _csv_line(row: Sequence[Any]) -> bytes:
@@ -75,6 +79,8 @@ class CSVLogger(Logger):
         self.dir: Path | None = None
         self._run: RunInfo | None = None
         self._columns: list[str] = ["step"]
+        #: the names in :attr:`_columns`
+        self._known: set[str] = {"step"}
         self._last_step: int | None = None
         self._last_row: dict[str, float] = {}
         self._last_offset = 0
@@ -115,16 +121,22 @@ class CSVLogger(Logger):
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
         """Add ``records`` to ``metrics.csv``, one row per step."""
+        # records come grouped by step (a flush is consecutive): one dict per group,
+        # built in C, instead of Python work per record
         by_step: dict[int, dict[str, float]] = {}
-        known = set(self._columns)
-        new_names: dict[str, None] = {}
-        for name, value, step, _, _ in records:
+        for step, group in groupby(records, _STEP):
+            items = list(group)
+            values = dict(zip(map(_NAME, items), map(_VALUE, items), strict=True))
             row = by_step.get(step)
             if row is None:
-                row = by_step[step] = {}
-            row[name] = value
-            if name not in known:
-                new_names[name] = None
+                by_step[step] = values
+            else:
+                row.update(values)
+        known = self._known
+        new_names: dict[str, None] = {}
+        for row in by_step.values():
+            if not known.issuperset(row):
+                new_names.update((n, None) for n in row if n not in known)
         steps = sorted(by_step)
         last = self._last_step
         if new_names or (last is not None and steps[0] < last):
@@ -132,6 +144,7 @@ class CSVLogger(Logger):
             for step, values in by_step.items():
                 rows.setdefault(step, {}).update(values)
             self._columns += [n for n in new_names if n not in self._columns]
+            self._known = set(self._columns)
             self._rewrite(rows)
             return
         path = self._path(METRICS_FILE)
@@ -202,9 +215,13 @@ class CSVLogger(Logger):
     def _row_bytes(self, step: int, values: Mapping[str, float]) -> bytes:
         # numbers never need CSV quoting: join them directly (the csv module costs more
         # than the rest of a row's work on a run that logs every step)
+        columns = self._columns
+        if len(values) == len(columns) - 1 and list(values) == columns[1:]:
+            # every column, in order (a run logging the same metrics every step)
+            return f"{step},{','.join(map(repr, values.values()))}\n".encode("ascii")
         get = values.get
         cells = [str(step)]
-        for c in self._columns[1:]:
+        for c in columns[1:]:
             v = get(c)
             cells.append("" if v is None else repr(v))
         return (",".join(cells) + "\n").encode("ascii")
@@ -220,8 +237,9 @@ class CSVLogger(Logger):
             if not header or header[0] != "step":
                 return rows
             for name in header[1:]:
-                if name not in self._columns:
+                if name not in self._known:
                     self._columns.append(name)
+                    self._known.add(name)
             for line in reader:
                 if not line:
                     continue

@@ -145,8 +145,10 @@ class Worker(threading.Thread):
 
     # ------------------------------------------------------------------ control
     def wake(self) -> None:
-        """New records are in the journal."""
-        self._wake.set()
+        """New records are in the journal (cheap when the worker was woken already: the
+        training thread calls this at every flush)."""
+        if not self._wake.is_set():
+            self._wake.set()
 
     def submit(self, after_seq: int, fn: Callable[[Any], Any]) -> Future[Any]:
         """Run ``fn(logger.experiment)`` on this thread once every record up to

@@ -7,6 +7,7 @@ return at once; ``finish`` waits for the loggers at most a deadline and returns 
 
 from __future__ import annotations
 
+import array
 import atexit
 import contextlib
 import hashlib
@@ -289,6 +290,9 @@ class Run:
         self.quiet_exit = False
         self._kinds_seen: set[str] = {"metric"}
         self._finishing = threading.Lock()
+        #: the redacted names of each set of metric names logged (see :meth:`log_metrics`)
+        self._clean_names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._clean_generation = redactor.generation
 
     # ------------------------------------------------------------------ starting
     @staticmethod
@@ -543,17 +547,26 @@ class Run:
     def log_metrics(
         self, metrics: Mapping[str, float], step: int, *, wall_time: float | None = None
     ) -> None:
-        """Record scalars at ``step``: one journal transaction, no waiting on any logger."""
+        """Record scalars at ``step``: one journal statement, no waiting on any logger."""
         wall = time.time() if wall_time is None else wall_time
-        clean = self._redactor.name
+        keys = tuple(metrics)
+        # a run flushes the same names again and again: redact each set of names once
+        # (again once a secret was learnt since)
+        if self._clean_generation != self._redactor.generation:
+            self._clean_names.clear()
+            self._clean_generation = self._redactor.generation
+        names = self._clean_names.get(keys)
+        if names is None:
+            clean = self._redactor.name
+            names = self._clean_names[keys] = tuple(clean(str(k)) for k in keys)
         try:
-            values = [(clean(k), float(v)) for k, v in metrics.items()]
+            values = array.array("d", map(float, metrics.values()))
             step = int(step)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"log_metrics needs a mapping of metric name to number and an int step; {exc}"
             ) from None
-        self._journal.append_step(values, step, wall)
+        self._journal.append_step(names, values, step, wall)
         for w in self._workers:
             w.wake()
 

@@ -99,6 +99,8 @@ class Redactor:
         self._secrets: set[str] = set()
         self._ordered: list[str] = []
         self._names: dict[str, str] = {}
+        #: bumped whenever a secret is learnt: what was redacted before may need it again
+        self.generation = 0
         self.add(value for name, value in env.items() if is_secret_env_name(name))
         self.add(secrets)
 
@@ -113,6 +115,7 @@ class Redactor:
             # longest first, so a secret that contains another is replaced whole
             self._ordered = sorted(self._secrets, key=len, reverse=True)
             self._names = {}
+            self.generation += 1
 
     def text(self, value: str) -> str:
         """``value`` with every known secret and every URL password replaced."""

@@ -146,6 +146,8 @@ class MLflowLogger(Logger):
         self._hparams: dict[str, Any] | None = {}
         self.resolved_uri: str | None = None
         self._renamed: set[str] = set()
+        #: the MLflow key of each metric name seen (see :meth:`_key`)
+        self._keys: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the tracker
     @property
@@ -342,12 +344,19 @@ class MLflowLogger(Logger):
         return self.run_id
 
     def _key(self, name: str) -> str:
-        """``name`` as a valid MLflow key (warning once for each name that changes)."""
+        """``name`` as a valid MLflow key (warning once for each name that changes);
+        remembered, since a run logs the same names at every step."""
+        key = self._keys.get(name)
+        if key is None:
+            key = self._keys[name] = self._make_key(name)
+        return key
+
+    def _make_key(self, name: str) -> str:
         key = _NOT_IN_NAME.sub("_", name)
         key = "/".join(p for p in key.split("/") if p not in ("", ".", ".."))[:MAX_KEY] or "_"
         if key != name and name not in self._renamed:
             self._renamed.add(name)
-            warnings.warn(f"MLflow: {name!r} is logged as {key!r}", stacklevel=3)
+            warnings.warn(f"MLflow: {name!r} is logged as {key!r}", stacklevel=4)
         return key
 
     def _experiment_id(self, client: MlflowClient, uri: str) -> str:

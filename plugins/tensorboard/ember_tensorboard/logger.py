@@ -21,10 +21,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from ember.hub.tracking import Capabilities, Logger, MetricRecord, RunInfo, flatten_params
+
+#: the records of one flush share both: they become one event
+_STEP_AND_TIME = attrgetter("step", "wall_time")
 
 #: ember's statuses as the HPARAMS plugin's session statuses (api_pb2.Status values)
 STATUS_CODES = {"success": 1, "failed": 2, "interrupted": 0}
@@ -133,14 +138,27 @@ class TensorBoardLogger(Logger):
         self._flush()
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
-        """One scalar event per record; records already written are skipped."""
-        for r in records:
-            if r.seq and r.seq <= self._max_seq:
-                continue  # a retried batch: this object wrote it
-            if (r.name, r.step) in self._held:
-                continue  # delivered before a crash: found in the folder on re-attach
-            self._scalar(r.name, r.value, r.step, r.wall_time)
-            self._max_seq = max(self._max_seq, r.seq)
+        """The scalars of consecutive records of one step (a flush) as one event, one
+        summary value each; records already written are skipped."""
+        from tensorboard.compat.proto import summary_pb2
+
+        if self._writer is None:
+            raise RuntimeError("TensorBoardLogger: open(run) must be called before logging")
+        held = self._held
+        for (step, wall_time), group in groupby(records, _STEP_AND_TIME):
+            batch = list(group)
+            max_seq = self._max_seq
+            values = [
+                summary_pb2.Summary.Value(tag=r.name, simple_value=r.value)
+                for r in batch
+                # skipped: a retried batch (this object wrote it), or delivered before a
+                # crash (found in the folder on re-attach)
+                if not (r.seq and r.seq <= max_seq) and (r.name, r.step) not in held
+            ]
+            if values:
+                self._write_values(values, step, wall_time)
+            # a retry after a failure further on skips what was written
+            self._max_seq = max(max_seq, max(r.seq for r in batch))
         self._flush()
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
@@ -239,12 +257,15 @@ class TensorBoardLogger(Logger):
         return self.save_dir / (self.experiment_name or "ember") / (self.version or run.id)
 
     def _event(self, value: Any, step: int | None, wall_time: float) -> None:
-        from tensorboard.compat.proto import event_pb2, summary_pb2
-
         if self._writer is None:
             raise RuntimeError("TensorBoardLogger: open(run) must be called before logging")
+        self._write_values([value], step, wall_time)
+
+    def _write_values(self, values: list[Any], step: int | None, wall_time: float) -> None:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
         event = event_pb2.Event(
-            wall_time=wall_time, step=step or 0, summary=summary_pb2.Summary(value=[value])
+            wall_time=wall_time, step=step or 0, summary=summary_pb2.Summary(value=values)
         )
         self._writer.add_event(event)
 

@@ -1,0 +1,58 @@
+"""The metrics of one flush are written as one TensorBoard event holding a value per
+metric (fewer events to build and write on a run that logs many metrics every step);
+TensorBoard's reader still sees every value, and a retried batch writes nothing twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from ember.hub.testing import make_run_info
+from ember.hub.tracking import MetricRecord
+from ember_tensorboard.logger import TensorBoardLogger
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import event_pb2
+
+
+def scalar_events(log_dir: Path) -> list[tuple[int, list[str]]]:
+    """(step, tags) of every event holding scalars, in file order."""
+    out = []
+    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
+        # the raw records: the plain loader splits an event into one per value
+        for raw in event_file_loader.RawEventFileLoader(str(path)).Load():
+            event = event_pb2.Event.FromString(raw)
+            tags = [v.tag for v in event.summary.value if v.HasField("simple_value")]
+            if tags:
+                out.append((event.step, tags))
+    return out
+
+
+def test_one_event_per_flush_and_every_value_read_back(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(save_dir=tmp_path, default_hp_metric=False)
+    log_dir = Path(logger.open(make_run_info(tmp_path)))
+    now = time.time()
+    seq = iter(range(1, 1000))
+    records = [
+        MetricRecord(f"m{i}", step + i / 10, step, now + step, next(seq))
+        for step in range(3)
+        for i in range(4)
+    ]
+    logger.log_metrics(records[:6])  # a batch may end in the middle of a step
+    logger.log_metrics(records[:10])  # at-least-once: a retry repeats records
+    logger.log_metrics(records[10:])
+    logger.finalize("success")
+
+    assert scalar_events(log_dir) == [
+        (0, ["m0", "m1", "m2", "m3"]),
+        (1, ["m0", "m1"]),
+        (1, ["m2", "m3"]),
+        (2, ["m0", "m1"]),
+        (2, ["m2", "m3"]),
+    ]
+    acc = ea.EventAccumulator(str(log_dir), size_guidance={ea.SCALARS: 0})
+    acc.Reload()
+    back = [(t, e.step, e.value) for t in acc.Tags()[ea.SCALARS] for e in acc.Scalars(t)]
+    # TensorBoard keeps float32
+    assert sorted(back) == sorted((r.name, r.step, pytest.approx(r.value)) for r in records)
