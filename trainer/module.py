@@ -8,6 +8,7 @@ overrides (decided once per run), so an unused hook costs nothing in the loop.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,29 @@ def overrides(obj: object, name: str, base: type) -> bool:
     if name in getattr(obj, "__dict__", {}):
         return True
     return getattr(type(obj), name, None) is not getattr(base, name, None)
+
+
+#: the Lightning ``self.log`` options ember accepts but does not act on, and why; each
+#: warns once per process when set (a silent no-op would hide a porting mistake)
+_NO_EFFECT = {
+    "rank_zero_only": "only the main process hands values to loggers anyway",
+    "sync_dist_group": "sync_dist=True always reduces over every process",
+    "metric_attribute": "a logged torchmetrics Metric is found from the value itself",
+}
+_warned_no_effect: set[str] = set()
+
+
+def _warn_no_effect(option: str, value: Any) -> None:
+    """Warn once per process that ``self.log(..., option=value)`` changes nothing."""
+    if option in _warned_no_effect:
+        return
+    _warned_no_effect.add(option)
+    warnings.warn(
+        f"self.log(..., {option}={value!r}) has no effect in ember: {_NO_EFFECT[option]}. "
+        "Remove the argument to silence this warning",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
@@ -273,6 +297,8 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         results = self._ember_results
         if results is None:
             raise MisconfigurationError(self._log_outside_message(name))
+        if rank_zero_only or sync_dist_group is not None or metric_attribute is not None:
+            self._note_no_effect(rank_zero_only, sync_dist_group, metric_attribute)
         results.log(
             name,
             value,
@@ -311,6 +337,8 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
         results = self._ember_results
         if results is None:
             raise MisconfigurationError(self._log_outside_message(next(iter(dictionary), "")))
+        if rank_zero_only or sync_dist_group is not None:
+            self._note_no_effect(rank_zero_only, sync_dist_group, None)
         for name, value in dictionary.items():
             results.log(
                 name,
@@ -325,6 +353,15 @@ class EmberModule(DataHooks, HyperparametersMixin, nn.Module):
                 add_dataloader_idx,
                 batch_size,
             )
+
+    @staticmethod
+    def _note_no_effect(rank_zero_only: bool, sync_dist_group: Any, metric_attribute: Any) -> None:
+        if rank_zero_only:
+            _warn_no_effect("rank_zero_only", rank_zero_only)
+        if sync_dist_group is not None:
+            _warn_no_effect("sync_dist_group", sync_dist_group)
+        if metric_attribute is not None:
+            _warn_no_effect("metric_attribute", metric_attribute)
 
     def log_image(self, key: str, image: Any, step: int | None = None) -> None:
         """Record an image (tensor or numpy array in HW, HWC or CHW layout, float in [0, 1]

@@ -22,6 +22,7 @@ import inspect
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,8 @@ class Trainer:
         self.callbacks: list[Any] = self._resolve_callbacks(callbacks)
         self._lifecycle = self._make_lifecycle()
         self._state = TrainerState()
+        #: whether trainer.log_metrics in a sanity check has warned (once per trainer)
+        self._warned_sanity_log = False
         self.progress = LoopProgress()
         self.metrics = Metrics(self.tracking.log_metrics)
         self.data = DataSchedule(self.flags, self.hardware.strategy, self.progress)
@@ -590,10 +593,28 @@ class Trainer:
                 "trainer.log_metrics(metrics) takes a mapping of names to numbers, got "
                 f"{type(metrics).__name__}"
             )
+        if self._state.fn is None:
+            raise MisconfigurationError(
+                "trainer.log_metrics(...) was called before fit, validate, test or predict "
+                "started, so there is no run to record it in yet: call it from a callback "
+                "hook or a module hook while an entry point runs, or after one"
+            )
         values = {
             name: plain_metric("trainer.log_metrics", name, value)
             for name, value in metrics.items()
         }
+        if self.sanity_checking:
+            # as with self.log, nothing the sanity check measures reaches the run
+            if not self._warned_sanity_log:
+                self._warned_sanity_log = True
+                warnings.warn(
+                    "trainer.log_metrics(...) during the sanity check is not recorded, like "
+                    "self.log values of the sanity check: check trainer.sanity_checking and "
+                    "log after it (num_sanity_val_steps=0 turns the check off)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return
         self.metrics.publish(values, self.global_step if step is None else step)
 
     def log_text(self, key: str, text: str, step: int | None = None) -> None:

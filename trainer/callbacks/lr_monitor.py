@@ -51,6 +51,16 @@ class LearningRateMonitor(Callback):
         self._last_logged_step = -1
 
     def on_train_start(self, trainer: Any, module: Any) -> None:
+        if not trainer.tracking.entries:
+            # Lightning raises; the values still reach ``lrs`` and ``logged_metrics`` here
+            warnings.warn(
+                "LearningRateMonitor has no logger to send learning rates to (the Trainer "
+                "has logger=False or logger=[]): they are kept only in its .lrs and in "
+                "trainer.logged_metrics. Pass a logger (the default logger=None writes "
+                "metrics.csv), or remove the callback",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.log_momentum and any(
             "momentum" not in opt.defaults and "betas" not in opt.defaults
             for opt in trainer.optimizers
