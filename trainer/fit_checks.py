@@ -73,6 +73,13 @@ def warn_at_fit_start(trainer: Trainer) -> None:
             "validate"
         )
     every = flags.log_every_n_steps
+    if every == 0 and not flags.fast_dev_run and trainer.tracking.entries:
+        warn_user(
+            "log_every_n_steps=0 never sends values logged per step (self.log(..., "
+            "on_step=True), the default in training_step) to the loggers, as in Lightning: "
+            "set log_every_n_steps=N (50 by default) to record them every N steps; epoch "
+            "values are recorded either way"
+        )
     if every > 0 and not flags.fast_dev_run and trainer.tracking.entries is not None:
         steps = data.estimated_stepping_batches()
         if not math.isinf(steps) and 0 < steps < every:

@@ -128,3 +128,21 @@ def test_lr_monitor_with_fast_dev_run_does_not_warn(make_trainer: Any) -> None:
         make_trainer(fast_dev_run=True, callbacks=[monitor]).fit(TinyModel(), make_loader(16, 16))
     assert not [w for w in record if "LearningRateMonitor has no" in str(w.message)]
     assert monitor.lrs == {"lr-SGD": [0.1]}
+
+
+def test_log_every_n_steps_zero_warns_that_step_values_are_never_sent(make_trainer: Any) -> None:
+    """As in Lightning, 0 turns step values off; with loggers that is said, not silent."""
+    trainer = make_trainer(max_epochs=1, log_every_n_steps=0)
+    with pytest.warns(UserWarning, match="^log_every_n_steps=0 never sends") as record:
+        trainer.fit(TinyModel(), make_loader(64, 16))
+    assert len([w for w in record if "log_every_n_steps=0" in str(w.message)]) == 1
+    assert "train_loss" not in trainer.logged_metrics
+
+
+def test_log_every_n_steps_zero_without_loggers_does_not_warn(make_trainer: Any) -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        make_trainer(max_epochs=1, log_every_n_steps=0, logger=False).fit(
+            TinyModel(), make_loader(64, 16)
+        )
+    assert not [w for w in record if "log_every_n_steps=0" in str(w.message)]
