@@ -24,13 +24,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ember.hub.tracking.logger import Capabilities, Logger, MetricRecord, RunInfo
+from ember.hub.tracking.logger import Capabilities, Logger, MetricBatch, MetricRecord, RunInfo
 
 METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.json"
@@ -46,6 +46,17 @@ def _csv_line(row: Sequence[Any]) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)
     return buf.getvalue().encode("utf-8")
+
+
+def _step_groups(records: Sequence[MetricRecord]) -> Iterator[tuple[int, dict[str, float]]]:
+    """``(step, {name: value})`` per run of consecutive records of one step."""
+    if isinstance(records, MetricBatch):
+        for step, names, values in records.by_step():
+            yield step, dict(zip(names, values, strict=True))
+        return
+    for step, group in groupby(records, _STEP):
+        items = list(group)
+        yield step, dict(zip(map(_NAME, items), map(_VALUE, items), strict=True))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -122,11 +133,10 @@ class CSVLogger(Logger):
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
         """Add ``records`` to ``metrics.csv``, one row per step."""
         # records come grouped by step (a flush is consecutive): one dict per group,
-        # built in C, instead of Python work per record
+        # built in C, instead of Python work per record; from the journal, a flush comes
+        # as one group without a record object per metric
         by_step: dict[int, dict[str, float]] = {}
-        for step, group in groupby(records, _STEP):
-            items = list(group)
-            values = dict(zip(map(_NAME, items), map(_VALUE, items), strict=True))
+        for step, values in _step_groups(records):
             row = by_step.get(step)
             if row is None:
                 by_step[step] = values
