@@ -125,3 +125,44 @@ def test_the_csv_logger_writes_the_same_file_from_a_batch_and_from_records(
         "2,6.0,,,5.0,7.0",
         "3,11.0,9.0,10.0,,",
     ]
+
+
+def test_whole_rows_appended_from_a_batch_then_amended_like_plain_records(
+    tmp_path: Path,
+) -> None:
+    """The CSV logger's fast path (every column, new steps) leaves the file and its own
+    state as the general path does: a later metric of the last step rewrites that row."""
+    source = Run.start(tmp_path / "src", [])
+    source.log_metrics({"a": 1.0, "b": 2.0}, step=0)
+    for step in range(1, 4):
+        source.log_metrics({"a": step + 0.5, "b": float("nan")}, step=step)
+    source.log_metrics({"b": 9.0}, step=3)  # more for the step written last
+    source.log_metrics({"a": 4.0, "b": 5.0}, step=4)
+    source.log_metrics({"a": 0.0, "b": 0.0}, step=2)  # an older step: a rewrite
+    source.finish()
+    with JournalReader(source.dir) as reader:
+        packed = [
+            p
+            for p in reader.fetch(0, ("metric",), 1000, packed=True)
+            if isinstance(p, (MetricRecord, PackedStep))
+        ]
+    cuts = [(0, 1), (1, 4), (4, 5), (5, 6), (6, 7)]
+    outputs = []
+    for name in ("plain", "batch"):
+        out = tmp_path / name
+        out.mkdir()
+        logger = CSVLogger()
+        logger.open(RunInfo(id=name, name=name, dir=str(out), started_at=0.0))
+        for i, j in cuts:
+            batch = MetricBatch(packed[i:j])
+            logger.log_metrics(list(batch) if name == "plain" else batch)
+        outputs.append((out / "metrics.csv").read_text())
+    assert outputs[0] == outputs[1]
+    assert outputs[1].splitlines() == [
+        "step,a,b",
+        "0,1.0,2.0",
+        "1,1.5,nan",
+        "2,0.0,0.0",
+        "3,3.5,9.0",
+        "4,4.0,5.0",
+    ]
