@@ -34,6 +34,7 @@ MODULES: dict[str, tuple[str, ...] | None] = {
     "ember.hub.tracking": (
         "STATUSES",
         "Capabilities",
+        "MetricBatch",
         "MetricRecord",
         "RunInfo",
         "TrackingWarning",

@@ -24,13 +24,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ember.hub.tracking.logger import Capabilities, Logger, MetricRecord, RunInfo
+from ember.hub.tracking.logger import Capabilities, Logger, MetricBatch, MetricRecord, RunInfo
 
 METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.json"
@@ -46,6 +46,17 @@ def _csv_line(row: Sequence[Any]) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)
     return buf.getvalue().encode("utf-8")
+
+
+def _step_groups(records: Sequence[MetricRecord]) -> Iterator[tuple[int, dict[str, float]]]:
+    """``(step, {name: value})`` per run of consecutive records of one step."""
+    if isinstance(records, MetricBatch):
+        for step, names, values in records.by_step():
+            yield step, dict(zip(names, values, strict=True))
+        return
+    for step, group in groupby(records, _STEP):
+        items = list(group)
+        yield step, dict(zip(map(_NAME, items), map(_VALUE, items), strict=True))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -121,12 +132,13 @@ class CSVLogger(Logger):
 
     def log_metrics(self, records: Sequence[MetricRecord]) -> None:
         """Add ``records`` to ``metrics.csv``, one row per step."""
+        if isinstance(records, MetricBatch) and self._append_whole_rows(records):
+            return
         # records come grouped by step (a flush is consecutive): one dict per group,
-        # built in C, instead of Python work per record
+        # built in C, instead of Python work per record; from the journal, a flush comes
+        # as one group without a record object per metric
         by_step: dict[int, dict[str, float]] = {}
-        for step, group in groupby(records, _STEP):
-            items = list(group)
-            values = dict(zip(map(_NAME, items), map(_VALUE, items), strict=True))
+        for step, values in _step_groups(records):
             row = by_step.get(step)
             if row is None:
                 by_step[step] = values
@@ -167,6 +179,33 @@ class CSVLogger(Logger):
                 offset += len(data)
                 chunks.append(data)
             f.write(b"".join(chunks))
+
+    def _append_whole_rows(self, batch: MetricBatch) -> bool:
+        """The common case of a run logging the same metrics every step, without a dict
+        per step: when each flush names every column in order, at a step past the last
+        row, append the rows and return True; otherwise write nothing, return False."""
+        columns = tuple(self._columns[1:])
+        last = self._last_step
+        groups = list(batch.by_step())
+        if not groups:
+            return True
+        for step, names, _ in groups:
+            if names != columns or (last is not None and step <= last):
+                return False
+            last = step
+        path = self._path(METRICS_FILE)
+        with path.open("ab") as f:
+            offset = f.tell()
+            chunks = []
+            for step, _, values in groups:
+                data = f"{step},{','.join(map(repr, values))}\n".encode("ascii")
+                self._last_offset = offset
+                offset += len(data)
+                chunks.append(data)
+            f.write(b"".join(chunks))
+        step, names, values = groups[-1]
+        self._last_step, self._last_row = step, dict(zip(names, values, strict=True))
+        return True
 
     def log_text(self, key: str, text: str, *, step: int | None) -> None:
         """Append a row to ``texts.csv``."""

@@ -31,7 +31,7 @@ from ember.hub.tracking.journal import (
     JournalReader,
     Row,
 )
-from ember.hub.tracking.logger import Logger, MetricRecord, RunInfo
+from ember.hub.tracking.logger import Logger, MetricBatch, MetricRecord, PackedStep, RunInfo
 from ember.hub.tracking.report import LoggerReport
 from ember.hub.tracking.secrets import Redactor
 
@@ -247,7 +247,7 @@ class Worker(threading.Thread):
             with self._flushed:
                 asked = self._flush_asked
             queued = len(self._calls)
-            rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size)
+            rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size, packed=True)
             if rows:
                 self._deliver(rows)
                 continue
@@ -308,25 +308,28 @@ class Worker(threading.Thread):
             if future.set_running_or_notify_cancel():
                 future.set_exception(RuntimeError(f"not run: {why}"))
 
-    def _deliver(self, rows: Sequence[MetricRecord | Row]) -> None:
-        """Hand ``rows`` over: consecutive metrics in one call, other records one by one;
-        escape-hatch calls run between the records they were made between."""
+    def _deliver(self, rows: Sequence[MetricRecord | PackedStep | Row]) -> None:
+        """Hand ``rows`` over: consecutive metrics in one call (a :class:`MetricBatch`),
+        other records one by one; escape-hatch calls run between the records they were
+        made between (a call is made between flushes, so a packed flush is never split)."""
         i = 0
         while i < len(rows):
             if self._calls:
-                self._run_due(rows[i].seq - 1)
-            if isinstance(rows[i], MetricRecord):
+                self._run_due(_first_seq(rows[i]) - 1)
+            if isinstance(rows[i], (MetricRecord, PackedStep)):
                 j = i
                 # a pending call splits the batch at the point where it was made
                 limit = self._calls[0][0] if self._calls else None
                 while (
                     j < len(rows)
-                    and isinstance(rows[j], MetricRecord)
+                    and isinstance(rows[j], (MetricRecord, PackedStep))
                     and (limit is None or rows[j].seq <= limit)
                 ):
                     j += 1
-                records = rows[i:j] if (i, j) != (0, len(rows)) else rows
-                self._call("log_metrics", partial(self.entry.logger.log_metrics, records), j - i)
+                records = MetricBatch(rows[i:j])  # type: ignore[arg-type]
+                self._call(
+                    "log_metrics", partial(self.entry.logger.log_metrics, records), len(records)
+                )
             else:
                 j = i + 1
                 self._deliver_one(rows[i])  # type: ignore[arg-type]
@@ -510,6 +513,11 @@ def finish_workers(workers: Sequence[Worker], status: str, timeout: float) -> No
     for w in workers:
         if w.is_alive():
             w.abandon()
+
+
+def _first_seq(row: MetricRecord | PackedStep | Row) -> int:
+    """The sequence number of the first record in ``row``."""
+    return row.seq - len(row.names) + 1 if isinstance(row, PackedStep) else row.seq
 
 
 def _json(value: Any) -> str:

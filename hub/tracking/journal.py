@@ -44,7 +44,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ember.hub.tracking.logger import MetricRecord
+from ember.hub.tracking.logger import MetricRecord, PackedStep
 
 JOURNAL_FILE = "journal.db"
 #: space set aside next to the journal while it is open, given back when a write fails
@@ -687,12 +687,15 @@ class JournalReader:
                 yield seq, segment, name, step, value if data is None else float(data), wall
 
     # ------------------------------------------------------------------ delivery
-    def fetch(self, after_seq: int, kinds: Sequence[str], limit: int) -> list[MetricRecord | Row]:
+    def fetch(
+        self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
+    ) -> list[MetricRecord | PackedStep | Row]:
         """Live records of ``kinds`` after ``after_seq``, in order, about ``limit`` of them
         (whole packed rows): a delivery worker's next batch. Metrics come as the
         :class:`MetricRecord` a logger receives, other records as :class:`Row`: a run that
         logs every step hands its workers millions of metrics, and building one object per
-        record instead of two halves what reading them costs."""
+        record instead of two halves what reading them costs. ``packed``: a flush stored
+        packed comes as one :class:`PackedStep` (for a :class:`MetricBatch`) instead."""
         live, live_params = self._live()
         stored = _stored_kinds(kinds)
         marks = ", ".join("?" for _ in stored)
@@ -709,12 +712,19 @@ class JournalReader:
             make = MetricRecord._make
             # tuple.__new__ bound to the class: builds a record without a Python-level call
             new = partial(tuple.__new__, MetricRecord)
-            out: list[MetricRecord | Row] = []
+            out: list[MetricRecord | PackedStep | Row] = []
+            count = 0
             for r in cursor:
                 if r[6]:
                     names = self._names(r[0])
                     n = len(names)
                     seq = r[4]
+                    if packed:
+                        out.append(PackedStep(names, unpack_values(r[7]), r[2], r[3], seq))
+                        count += n
+                        if count >= limit:
+                            break
+                        continue
                     out += map(
                         new,
                         zip(
@@ -730,7 +740,7 @@ class JournalReader:
                     out.append(self._full_row(r[4]))
                 else:
                     out.append(make(r[:5]))
-                if len(out) >= limit:
+                if len(out) + count >= limit:
                     break
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None

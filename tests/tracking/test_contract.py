@@ -236,8 +236,8 @@ def test_a_record_logged_as_the_run_stops_is_still_delivered(
     fired = threading.Event()
     holder: dict[str, Any] = {}
 
-    def fetch(self: JournalReader, after_seq: int, kinds: Any, limit: int) -> Any:
-        rows = original(self, after_seq, kinds, limit)
+    def fetch(self: JournalReader, after_seq: int, kinds: Any, limit: int, **kw: Any) -> Any:
+        rows = original(self, after_seq, kinds, limit, **kw)
         run = holder.get("run")
         if not rows and run is not None and not fired.is_set():
             fired.set()  # that interleaving, made certain
