@@ -144,6 +144,8 @@ class CSVLogger(Logger):
                 by_step[step] = values
             else:
                 row.update(values)
+        if not by_step:
+            return
         known = self._known
         new_names: dict[str, None] = {}
         for row in by_step.values():

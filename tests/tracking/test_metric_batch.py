@@ -166,3 +166,14 @@ def test_whole_rows_appended_from_a_batch_then_amended_like_plain_records(
         "3,3.5,9.0",
         "4,4.0,5.0",
     ]
+
+
+def test_the_csv_logger_takes_an_empty_batch_of_either_kind(tmp_path: Path) -> None:
+    """Regression: an empty list of records raised IndexError (steps[0] of no steps)."""
+    logger = CSVLogger()
+    logger.open(RunInfo(id="e", name="e", dir=str(tmp_path), started_at=0.0))
+    logger.log_metrics([MetricRecord("a", 1.0, 0, 0.0)])
+    before = (tmp_path / "metrics.csv").read_text()
+    logger.log_metrics([])
+    logger.log_metrics(MetricBatch([]))
+    assert (tmp_path / "metrics.csv").read_text() == before == "step,a\n0,1.0\n"
