@@ -1,9 +1,12 @@
 """The TensorBoard logger: ember's records as TensorBoard event files.
 
-Written with TensorBoard's own event writer (``tensorboard.summary.writer``) and its
-protocol buffers, so the plugin needs neither torch nor TensorFlow. Every delivered
-batch is flushed before the call returns: ember moves its cursor when the call returns,
-so a crash never loses a record ember counts as delivered.
+Written with TensorBoard's own record format (``tensorboard.summary.writer``'s
+``RecordWriter``) and protocol buffers, so the plugin needs neither torch nor
+TensorFlow. The event file stays open and every delivered batch is written and flushed
+with one system call before the call returns: ember moves its cursor when the call
+returns, so a crash never loses a record ember counts as delivered. (TensorBoard's own
+``EventFileWriter`` hands each event to a thread that reopens the file per record: in a
+process that trains, that thread's work competes with the training step for the GIL.)
 
 Where things go, under ``<save_dir>/<name>/<version>/`` (see :class:`TensorBoardLogger`):
 
@@ -18,7 +21,11 @@ Where things go, under ``<save_dir>/<name>/<version>/`` (see :class:`TensorBoard
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
+import socket
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from itertools import groupby
@@ -36,6 +43,74 @@ STATUS_CODES = {"success": 1, "failed": 2, "interrupted": 0}
 HP_METRIC = "hp_metric"
 
 
+#: tells apart the event files one process opens
+_FILE_IDS = itertools.count()
+
+
+class EventFile:
+    """One TensorBoard event file, kept open. Events are framed as TFRecords in memory
+    and reach the file on :meth:`flush`, in as few writes as the system allows; bytes a
+    failed write left behind go out with the next flush, so a retried delivery loses
+    nothing."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        # TensorBoard's own naming (the reader keys on "tfevents"); the suffix keeps it
+        # apart from a torch SummaryWriter's file opened in the same second
+        stamp, host, pid = int(time.time()), socket.gethostname(), os.getpid()
+        name = f"events.out.tfevents.{stamp:010d}.{host}.{pid}.{next(_FILE_IDS)}.ember"
+        self.path = log_dir / name
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
+        self._pending = bytearray()
+        self.add_event(
+            event_pb2.Event(
+                wall_time=time.time(),
+                file_version="brain.Event:2",
+                source_metadata=event_pb2.SourceMetadata(writer="ember_tensorboard"),
+            )
+        )
+        self.flush()
+
+    def add_event(self, event: Any) -> None:
+        """Frame ``event`` (an ``event_pb2.Event``): length, its CRC, data, the data's CRC."""
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+        data = event.SerializeToString()
+        self._pending += _record_header(len(data))
+        self._pending += data
+        self._pending += struct.pack("<I", masked_crc32c(data))
+
+    def flush(self) -> None:
+        """Write what :meth:`add_event` framed."""
+        if self._fd is None:
+            raise RuntimeError(f"the event file {self.path} is closed")
+        while self._pending:
+            written = os.write(self._fd, self._pending)
+            del self._pending[:written]
+
+    def close(self) -> None:
+        """Flush, then close the file."""
+        if self._fd is None:
+            return
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_header(length: int) -> bytes:
+    """A TFRecord's header for data of ``length`` bytes: the same for every scalar event
+    of one shape, so computed once (TensorBoard's CRC-32C is pure Python)."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    header = struct.pack("<Q", length)
+    return header + struct.pack("<I", masked_crc32c(header))
+
+
 class TensorBoardLogger(Logger):
     """Writes ember's records as TensorBoard event files.
 
@@ -44,7 +119,8 @@ class TensorBoardLogger(Logger):
     :param name: experiment sub-folder (default ``"ember"`` under ``save_dir``).
     :param version: run sub-folder (default under ``save_dir``: the ember run id, which
         stays the same across resumes).
-    :param flush_secs: TensorBoard's periodic flush; ember also flushes every batch.
+    :param flush_secs: the periodic flush of :attr:`experiment`'s ``SummaryWriter``;
+        ember's own events are flushed with every delivered batch.
     :param log_graph: write the module's graph when ``fit`` starts (the module needs an
         ``example_input_array``).
     :param default_hp_metric: log ``hp_metric = -1`` with the hyperparameters and declare
@@ -80,7 +156,7 @@ class TensorBoardLogger(Logger):
         self.log_graph = bool(log_graph)
         self.default_hp_metric = bool(default_hp_metric)
         self.log_dir: Path | None = None
-        self._writer: Any = None
+        self._writer: EventFile | None = None
         self._torch_writer: Any = None
         self._max_seq = 0
         #: (tag, step) of every scalar, text and image the folder held when this logger
@@ -105,14 +181,12 @@ class TensorBoardLogger(Logger):
     def open(self, run: RunInfo) -> str:
         """Create the run's folder, or re-attach to it (``run.resume_ref``), purging the
         steps past ``run.resume_step`` in TensorBoard's own way."""
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
         if run.resumed and run.resume_ref:
             self.log_dir = Path(run.resume_ref)
         else:
             self.log_dir = self._folder(run)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = EventFileWriter(str(self.log_dir), flush_secs=self.flush_secs)
+        self._writer = EventFile(self.log_dir)
         if run.resumed:
             if run.resume_step is not None:
                 self._purge_after(run.resume_step)

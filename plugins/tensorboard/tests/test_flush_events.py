@@ -56,3 +56,36 @@ def test_one_event_per_flush_and_every_value_read_back(tmp_path: Path) -> None:
     back = [(t, e.step, e.value) for t in acc.Tags()[ea.SCALARS] for e in acc.Scalars(t)]
     # TensorBoard keeps float32
     assert sorted(back) == sorted((r.name, r.step, pytest.approx(r.value)) for r in records)
+
+
+def test_a_failed_write_is_completed_by_the_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event file stays open and writes once per batch: a write that fails (a full
+    disk) or writes part of the bytes leaves the rest for the next flush, so the retried
+    batch ends with every value once and no torn record."""
+    import ember_tensorboard.logger as tb
+
+    logger = TensorBoardLogger(save_dir=tmp_path, default_hp_metric=False)
+    log_dir = Path(logger.open(make_run_info(tmp_path)))
+    real_write = tb.os.write
+    calls = {"n": 0}
+
+    def flaky_write(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[:7]))  # a short write: part of a header
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(tb.os, "write", flaky_write)
+    now = time.time()
+    records = [MetricRecord("loss", 1.0 / (s + 1), s, now, s + 1) for s in range(5)]
+    with pytest.raises(OSError, match="No space"):
+        logger.log_metrics(records)
+    logger.log_metrics(records)  # ember retries the batch after a failure
+    logger.finalize("success")
+
+    assert scalar_events(log_dir) == [(s, ["loss"]) for s in range(5)]
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
