@@ -42,8 +42,8 @@ def ember_loggers() -> Iterator[LoggerSpec]:
             "flush_secs": Option(
                 "float",
                 120.0,
-                "TensorBoard's own periodic flush; ember also flushes after every delivered "
-                "batch, from the logger's thread",
+                "periodic flush of the experiment object's SummaryWriter; ember's own events "
+                "are flushed after every delivered batch, from the logger's thread",
             ),
             "log_graph": Option(
                 "bool",

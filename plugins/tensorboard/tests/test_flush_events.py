@@ -89,3 +89,16 @@ def test_a_failed_write_is_completed_by_the_retry(
 
     assert scalar_events(log_dir) == [(s, ["loss"]) for s in range(5)]
     assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 50, 1000, 65537])
+def test_the_fast_record_checksum_is_tensorboards(size: int) -> None:
+    """The C CRC-32C the logger frames records with gives TensorBoard's own masked value
+    (TensorBoard's reader checks both checksums of every record)."""
+    import random
+
+    from ember_tensorboard.logger import masked_crc32c
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
+
+    data = random.Random(size).randbytes(size)
+    assert masked_crc32c(data) == reference(data)
