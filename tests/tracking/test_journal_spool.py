@@ -1,0 +1,175 @@
+"""The training thread spools packed rows (one ``write``) instead of committing them; the
+rows reach the database in batches. A row is as safe as a commit once ``log_metrics``
+returns: a killed process's spooled rows are read back, moved in when the run is resumed
+or synced, in sequence order with the records written directly, each once."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ember.hub.tracking import JournalReader, JournalWriteError, Run
+from ember.hub.tracking import journal as journal_module
+from ember.hub.tracking.journal import PACKED, SPOOL_FILES, Journal
+
+_LOG_THEN_WAIT = """
+import sys, time
+from ember.hub.tracking import Run
+from ember.hub.tracking import journal
+journal.INGEST_INTERVAL_S = 3600.0  # nothing moves the rows in: they stay spooled
+run = Run.start(sys.argv[1], [], name="killed")
+for step in range(200):
+    run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 200}, step=step)
+print(run.dir, flush=True)
+time.sleep(600)
+"""
+
+
+def _packed_rows_in_database(run_dir: Path) -> int:
+    with sqlite3.connect(run_dir / "journal.db") as db:
+        return db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (PACKED,)).fetchone()[0]
+
+
+@pytest.fixture
+def killed_run(tmp_path: Path) -> Path:
+    """A run whose process logged 200 steps and was killed with SIGKILL, its rows still
+    spooled."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LOG_THEN_WAIT, str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        run_dir = Path(proc.stdout.readline().strip())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert _packed_rows_in_database(run_dir) == 0  # all 200 rows are in the spool only
+    spooled = [run_dir / n for n in SPOOL_FILES if (run_dir / n).exists()]
+    assert spooled and sum(p.stat().st_size for p in spooled) > 0
+    return run_dir
+
+
+def test_rows_spooled_before_a_kill_are_read_back(killed_run: Path) -> None:
+    with JournalReader(killed_run) as reader:
+        assert [s for s, _, _ in reader.metric_series("loss")] == list(range(200))
+        assert [v for _, v, _ in reader.metric_series("acc")] == [s / 200 for s in range(200)]
+    assert _packed_rows_in_database(killed_run) == 200
+
+
+def test_a_torn_last_frame_is_left_out_and_resume_continues_the_sequence(
+    killed_run: Path,
+) -> None:
+    spool = killed_run / SPOOL_FILES[0]  # the first file takes the rows until a drain
+    with spool.open("ab") as f:  # a write the kill cut short: a head and half a body
+        f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x00" * 20)
+    run = Run.start(
+        killed_run.parent.parent, [], resume={"id": killed_run.name, "dir": str(killed_run)}
+    )
+    run.log_metrics({"loss": 0.0, "acc": 1.0}, step=200)
+    run.finish()
+    with JournalReader(killed_run) as reader:
+        series = reader.metric_series("loss")
+        rows = reader.fetch(0, ["metric"], 10_000)
+    assert [s for s, _, _ in series] == list(range(201))
+    assert [r.seq for r in rows] == list(range(1, 403))  # each record once, no gap
+    assert not [n for n in SPOOL_FILES if (killed_run / n).exists()]  # closed: removed
+
+
+def test_direct_writes_keep_the_sequence_and_readers_here_see_spooled_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    try:
+        journal.begin_segment(None, os.getpid(), "host")
+        journal.append_step(["a", "b"], [1.0, 2.0], 0, 1.0)
+        journal.append_step(["a", "b"], [3.0, 4.0], 1, 2.0)
+        journal.append("text", "note", 1, 2.5, {"text": "hello"})  # after the spooled rows
+        journal.append_step(["a"], [5.0], 2, 3.0)
+        journal.append_metrics([("c", 6.0, 2, 3.5)])
+        journal.append_step(["a", "b"], [7.0, 8.0], 3, 4.0)  # spooled, not moved in yet
+        assert journal.last_seq() == 9
+        with JournalReader(tmp_path) as reader:  # a reader in this process drains first
+            rows = reader.fetch(0, ["metric", "text"], 100)
+        assert [(r.seq, r.name) for r in rows] == [
+            (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "note"),
+            (6, "a"), (7, "c"), (8, "a"), (9, "b"),
+        ]  # fmt: skip
+    finally:
+        journal.close()
+    assert not [n for n in SPOOL_FILES if (tmp_path / n).exists()]
+
+
+def test_a_spool_write_that_fails_stops_the_run_with_what_was_logged_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Run.start(tmp_path, [])
+    run.log_metrics({"loss": 1.0}, step=0)
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_write_all", full)
+    with pytest.raises(JournalWriteError, match="the disk is full") as failure:
+        run.log_metrics({"loss": 2.0}, step=1)
+    assert "spool file: [Errno 28] No space left on device" in str(failure.value)
+    assert 'ckpt_path="last"' in str(failure.value)
+    run.finish("failed")
+    with JournalReader(run.dir) as reader:
+        assert reader.metric_series("loss") == [(0, 1.0, pytest.approx(time.time(), abs=60))]
+        assert reader.status()[0] == "failed"
+
+
+def test_the_database_always_holds_a_prefix_of_the_sequence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's cursor moves past what it read: a row committed before an earlier one
+    would make it skip that one. Drains on the background thread race the training
+    thread's appends and direct writes; a foreign reader never sees a gap."""
+    import threading
+
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 0.001)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    journal.begin_segment(None, os.getpid(), "host")
+    gaps: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        db = sqlite3.connect(tmp_path / "journal.db")
+        while not done.is_set():
+            taken: list[int] = []
+            for seq, kind, data in db.execute("SELECT seq, kind, data FROM records ORDER BY seq"):
+                n = len(data) // 8 if kind == PACKED else 1
+                taken.extend(range(seq - n + 1, seq + 1))
+            if taken != list(range(1, len(taken) + 1)):
+                gaps.append(f"{taken[:5]}...{taken[-5:]}")
+        db.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for step in range(6000):
+            journal.append_step(
+                ["a", "b", "c"][: 1 + step % 3], [1.0, 2.0, 3.0][: 1 + step % 3], step, 0.0
+            )
+            if step % 500 == 0:
+                journal.append("text", "note", step, 0.0, {"text": str(step)})
+    finally:
+        done.set()
+        watcher.join()
+        journal.close()
+    assert not gaps
+    with JournalReader(tmp_path) as reader:
+        assert [r.seq for r in reader.fetch(0, ["metric", "text"], 100_000)] == list(
+            range(1, 6000 * 2 + 12 + 1)
+        )
