@@ -102,3 +102,35 @@ def test_the_fast_record_checksum_is_tensorboards(size: int) -> None:
 
     data = random.Random(size).randbytes(size)
     assert masked_crc32c(data) == reference(data)
+
+
+@pytest.mark.parametrize("step", [0, 1, 300, 2**40, -1])
+def test_a_scalar_event_encodes_as_protobuf_does(step: int) -> None:
+    """The logger encodes scalar events itself; protobuf parses them into what its own
+    objects would hold, float32 rounding, non-finite values and overflow included."""
+    import math
+
+    from ember_tensorboard.logger import scalar_event
+    from tensorboard.compat.proto import summary_pb2
+
+    values = [0.1, float("nan"), float("inf"), -float("inf"), 1e40, -1e40, 3.4e38, -0.0, 7.0]
+    records = [
+        MetricRecord(f"train/m{i}/ü" + "x" * (i * 40), v, step, 12.5, i + 1)
+        for i, v in enumerate(values)
+    ]
+    event = event_pb2.Event.FromString(scalar_event(1234.5678, step, records))
+    expected = event_pb2.Event(
+        wall_time=1234.5678,
+        step=step,
+        summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=r.name, simple_value=r.value) for r in records]
+        ),
+    )
+    assert (event.wall_time, event.step) == (expected.wall_time, expected.step)
+    got = [(v.tag, v.simple_value) for v in event.summary.value]
+    want = [(v.tag, v.simple_value) for v in expected.summary.value]
+    assert [t for t, _ in got] == [t for t, _ in want]
+    for (_, a), (_, b) in zip(got, want, strict=True):
+        assert (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
