@@ -323,13 +323,29 @@ def main_trackers(args: argparse.Namespace) -> int:
     print_parity(parity, "raw")
 
     ratios: dict[str, float] = {}
-    print("\nper step, against the same framework with no logger (ratio of medians):")
+    print(
+        "\nper step, against the same framework with no logger (ratio of medians; then the "
+        "ratio within each round, which a machine whose speed drifts between rounds moves "
+        "less):"
+    )
     for framework in ("ember", "lightning"):
         base = medians.get(f"{framework} no logger")
         for name, value in medians.items():
             if base and name.startswith(framework) and not name.endswith("no logger"):
                 ratios[name] = value / base
-                print(f"  {name:<26} {value / base:6.3f}  ({value - base:+.1f} µs/step)")
+                paired = [
+                    a / b
+                    for a, b in zip(
+                        series[name]["us_per_step"],
+                        series[f"{framework} no logger"]["us_per_step"],
+                        strict=True,
+                    )
+                ]
+                print(
+                    f"  {name:<26} {value / base:6.3f}  ({value - base:+.1f} µs/step)   "
+                    f"per round {statistics.median(paired):.3f} "
+                    f"[{min(paired):.2f}-{max(paired):.2f}]"
+                )
 
     print("\ntargets:")
     verdicts = [

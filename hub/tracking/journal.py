@@ -293,6 +293,9 @@ class Journal:
         self._spool_at = 0
         #: a batch could not be moved in: its spool file must outlive this object
         self._unmoved = False
+        #: a process forked from this one (a data loader worker) inherits this object, and
+        #: must not move rows in or empty the spool of the process that wrote them
+        self._pid = os.getpid()
         self.segment = 0
         self._writes = 0
         self._closed = False
@@ -453,7 +456,7 @@ class Journal:
         write, and the rows stay in the spool for the next open). Never raises."""
         with self._drain_lock:
             with self._spool_lock:
-                if not self._pending or self._closed:
+                if not self._pending or self._closed or self._pid != os.getpid():
                     return True
                 rows, self._pending = self._pending, []
                 fd = self._spool_fds[self._spool_at]

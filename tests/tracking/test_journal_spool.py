@@ -173,3 +173,28 @@ def test_the_database_always_holds_a_prefix_of_the_sequence(
         assert [r.seq for r in reader.fetch(0, ["metric", "text"], 100_000)] == list(
             range(1, 6000 * 2 + 12 + 1)
         )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_leaves_the_spool_to_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data loader worker forked from the training process inherits the journal object
+    with its spooled rows; draining there must neither commit them from the wrong process
+    nor empty the writer's spool."""
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    try:
+        journal.begin_segment(None, os.getpid(), "host")
+        journal.append_step(["loss"], [1.0], 0, 1.0)
+        pid = os.fork()
+        if pid == 0:  # the child: what a reader there would do
+            journal.drain()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert _packed_rows_in_database(tmp_path) == 0
+        assert (tmp_path / SPOOL_FILES[0]).stat().st_size > 0
+    finally:
+        journal.close()
+    with JournalReader(tmp_path) as reader:
+        assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
