@@ -532,19 +532,13 @@ class Journal:
             self._check_open()
             rows, self._pending = self._pending, []
             with self.lock:
-                conn = self._conn
                 try:
-                    conn.execute("BEGIN")
-                    try:
+                    with _transaction(self._conn) as conn:
                         if rows:
                             conn.executemany(_INGEST_SQL, rows)
                         next_seq = insert(self._next_seq)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
                 except sqlite3.Error as exc:
+                    self._unmoved = self._unmoved or bool(rows)  # they stay in the spool
                     raise self._failed(exc) from None
             self._next_seq = next_seq
             fd = self._spool_fds[self._spool_at]
@@ -569,16 +563,9 @@ class Journal:
         """Commit spooled ``rows`` (the caller holds ``lock``). A full disk gets the reserve
         back once: these rows were promised to the caller when they were spooled."""
         for attempt in range(2):
-            conn = self._conn
             try:
-                conn.execute("BEGIN")
-                try:
+                with _transaction(self._conn) as conn:
                     conn.executemany(_INGEST_SQL, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
                 return
             except sqlite3.Error as exc:
                 if attempt or not self._reserve.exists():
@@ -720,14 +707,22 @@ def _move_spooled(conn: sqlite3.Connection, paths: Sequence[Path]) -> None:
     """Commit the rows of the spool files ``paths`` (those already in are left alone)."""
     rows = _spooled(paths)
     if rows:
-        conn.execute("BEGIN")
-        try:
+        with _transaction(conn):
             conn.executemany(_INGEST_SQL, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One transaction on ``conn`` (an autocommit connection): committed when the block
+    ends, rolled back when it raises."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _write_failure_message(path: Path, exc: sqlite3.Error | OSError) -> str:

@@ -198,3 +198,25 @@ def test_a_forked_process_leaves_the_spool_to_the_writer(
         journal.close()
     with JournalReader(tmp_path) as reader:
         assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
+
+
+def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A direct write commits the spooled rows with it; when that transaction fails (a
+    full disk), the rows are in the spool only, and closing keeps the spool for the next
+    open instead of removing it."""
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    journal.begin_segment(None, os.getpid(), "host")
+    journal.append_step(["loss"], [1.0], 0, 1.0)
+
+    def refused(seq: int) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(JournalWriteError, match="the disk is full"):
+        journal._direct(refused)
+    journal.close()
+    assert (tmp_path / SPOOL_FILES[0]).stat().st_size > 0
+    with JournalReader(tmp_path) as reader:
+        assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
