@@ -37,7 +37,7 @@ never passes a row still in the spool. Two spool files take turns, so that a bat
 moved while the training thread appends to the other file; each is emptied once its rows
 are committed. Opening a journal (resume, ``ember sync``) and a reader meeting a killed
 run's spool move the spooled rows in first (``INSERT OR IGNORE``: moving one twice is
-harmless).
+harmless); a spool file read that way is emptied when a writer next opens it.
 """
 
 from __future__ import annotations
@@ -193,7 +193,9 @@ _INGEST_SQL = (
     "INSERT OR IGNORE INTO records (seq, segment, kind, name, step, value, wall_time, data) "
     f"VALUES (?, ?, '{PACKED}', ?, ?, NULL, ?, ?)"
 )
-_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+#: a spool file is emptied when its writer opens it: what it held was moved in when the
+#: journal opened (and a torn last frame must not hide the frames written after it)
+_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_BINARY", 0)
 #: a spool frame's head: the length of its body and the body's CRC-32
 _FRAME = struct.Struct("<II")
 #: a spooled row's body: seq, segment, names id, step, wall time; the packed values follow
@@ -271,9 +273,9 @@ class Journal:
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             self._conn.executescript(_SCHEMA)
-            # rows a killed process left in the spool come first (the files stay as they
-            # are: another process may still be writing them, and moving a row twice is
-            # harmless)
+            # rows a killed process left in the spool come first; the files are emptied
+            # when this journal first spools (``ember sync`` spools nothing, so it leaves
+            # the spool of a run still writing alone; moving a row twice is harmless)
             _move_spooled(self._conn, self._spool_paths)
             #: the id (as stored in a packed row's ``name``) of each set of names
             self._name_ids: dict[tuple[str, ...], str] = {

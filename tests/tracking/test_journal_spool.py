@@ -24,8 +24,14 @@ import sys, time
 from ember.hub.tracking import Run
 from ember.hub.tracking import journal
 journal.INGEST_INTERVAL_S = 3600.0  # nothing moves the rows in: they stay spooled
-run = Run.start(sys.argv[1], [], name="killed")
-for step in range(200):
+if len(sys.argv) > 2:  # resume that run directory, from step 200
+    resume = {"id": sys.argv[2].rsplit("/", 1)[-1], "dir": sys.argv[2]}
+    run = Run.start(sys.argv[1], [], resume=resume)
+    steps = range(200, 300)
+else:
+    run = Run.start(sys.argv[1], [], name="killed")
+    steps = range(200)
+for step in steps:
     run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 200}, step=step)
 print(run.dir, flush=True)
 time.sleep(600)
@@ -37,12 +43,10 @@ def _packed_rows_in_database(run_dir: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (PACKED,)).fetchone()[0]
 
 
-@pytest.fixture
-def killed_run(tmp_path: Path) -> Path:
-    """A run whose process logged 200 steps and was killed with SIGKILL, its rows still
-    spooled."""
+def _log_then_kill(root: Path, *resume: str) -> Path:
+    """Run the script above in a process, then kill it with SIGKILL; its run directory."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LOG_THEN_WAIT, str(tmp_path / "runs")],
+        [sys.executable, "-c", _LOG_THEN_WAIT, str(root), *resume],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -53,6 +57,14 @@ def killed_run(tmp_path: Path) -> Path:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    return run_dir
+
+
+@pytest.fixture
+def killed_run(tmp_path: Path) -> Path:
+    """A run whose process logged 200 steps and was killed with SIGKILL, its rows still
+    spooled."""
+    run_dir = _log_then_kill(tmp_path / "runs")
     assert _packed_rows_in_database(run_dir) == 0  # all 200 rows are in the spool only
     spooled = [run_dir / n for n in SPOOL_FILES if (run_dir / n).exists()]
     assert spooled and sum(p.stat().st_size for p in spooled) > 0
@@ -220,3 +232,13 @@ def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
     assert (tmp_path / SPOOL_FILES[0]).stat().st_size > 0
     with JournalReader(tmp_path) as reader:
         assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
+
+
+def test_a_torn_frame_does_not_hide_what_the_resumed_process_spools(killed_run: Path) -> None:
+    """Regression: a resumed process appended its frames after the torn one the kill left,
+    where reading stops, so a second kill lost them."""
+    with (killed_run / SPOOL_FILES[0]).open("ab") as f:
+        f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x00" * 20)
+    _log_then_kill(killed_run.parent.parent, str(killed_run))  # steps 200..299, killed
+    with JournalReader(killed_run) as reader:
+        assert [s for s, _, _ in reader.metric_series("loss")] == list(range(300))
