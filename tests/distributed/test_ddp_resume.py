@@ -69,10 +69,12 @@ def test_ddp_sigkill_then_resume_reaches_the_same_weights(tmp_path: Path) -> Non
         proc, log = _start(root, *(["--resume"] if attempt else []))
         _wait_ready(proc, log)
         time.sleep(rng.uniform(0.2, 2.0))
-        if proc.poll() is not None:  # finished before the kill landed
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        status = proc.wait(TIMEOUT_S)
+        if status == 0:  # it finished before the kill landed
             break
-        os.killpg(proc.pid, signal.SIGKILL)
-        assert proc.wait(TIMEOUT_S) == -signal.SIGKILL
+        assert status == -signal.SIGKILL, f"status {status}:\n{log.read_text()}"
         kills += 1
     assert kills >= 1, f"no kill landed (EMBER_FAULT_SEED={seed})"
     if not (root / "final.pt").exists():
