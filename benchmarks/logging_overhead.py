@@ -38,7 +38,11 @@ TensorBoard event files. Contenders: ember with no logger, ember with
 and Lightning with no logger, with its ``MLFlowLogger`` on the same server and with its
 ``TensorBoardLogger``. Target: each ember tracker row within 5% of ember with no logger
 per step (ratio of the medians); Lightning's rows are shown for comparison (its MLflow
-logger sends every step from the training thread and waits for the server).
+logger sends every step from the training thread and waits for the server). For
+information: ``ember journal only`` (``logger=[]``), and ``ember no logger, server load``:
+no logger while ``mlflow_load.py`` keeps the server as busy as the MLflow row did, from a
+process of its own. On a small machine the server competes with training for the CPU;
+the MLflow row against this one is what ember's own process pays.
 
 Run: ``python benchmarks/logging_overhead.py [--heavy | --trackers] [--steps 1000]
 [--rounds 7] [--json OUT]``; exit status 1 when a target fails. Lightning rows need
@@ -53,6 +57,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -90,6 +95,9 @@ TARGET_VS_LIGHTNING = 1 / 10
 HEAVY_METRICS = 50
 TARGET_HEAVY_RATIO = 1.25
 TARGET_TRACKER_RATIO = 1.05
+#: ember with no logger while ``mlflow_load.py`` keeps the MLflow server busy
+LOADED = "ember no logger, server load"
+MLFLOW_ROW = "ember mlflow server"
 
 
 class SlowLogger(Logger):
@@ -258,8 +266,74 @@ def ember_has_logger(name: str) -> bool:
     return True
 
 
-def tracker_contenders(root: str, uri: str, with_lightning: bool) -> dict[str, Runner]:
+class ServerLoad:
+    """The MLflow server's side of a run, without ember: ``mlflow_load.py`` in a process of
+    its own posts metrics at a rate that gives the server as much CPU per training step as
+    the ember MLflow row's runs gave it (their median). Each loaded run corrects the rate
+    from what the last one measured; the first (in the untimed warm-up round) starts
+    from two metrics per step of ``ember no logger``."""
+
+    def __init__(self, server: Any, run_id: str) -> None:
+        self.server = server
+        self.run_id = run_id
+        #: server CPU µs per step, per row, per round
+        self.cpu: dict[str, list[float]] = {}
+        #: µs per step of each row's last run
+        self.step_us: dict[str, float] = {}
+        #: metrics per training step the load posts
+        self.per_step = 2.0
+
+    def measured(self, name: str, runner: Runner) -> Runner:
+        """``runner``, noting its step time and the server's CPU per step."""
+
+        def run(data: TimedBatches) -> Any:
+            before = self.server.cpu_seconds()
+            out = runner(data)
+            used = self.server.cpu_seconds() - before
+            self.cpu.setdefault(name, []).append(used * 1e6 / len(data.batches))
+            self.step_us[name] = data.us_per_step()
+            if name == LOADED and self.cpu.get(MLFLOW_ROW):
+                wanted = statistics.median(self.cpu[MLFLOW_ROW])
+                self.per_step *= min(4.0, max(0.25, wanted / max(self.cpu[name][-1], 1.0)))
+            return out
+
+        return run
+
+    def loaded(self, runner: Runner) -> Runner:
+        """``runner`` while the load process keeps the server as busy as ember's row."""
+
+        def run(data: TimedBatches) -> Any:
+            step_us = self.step_us.get(LOADED) or self.step_us.get("ember no logger")
+            if not step_us:
+                raise RuntimeError("ember with no logger must run before the loaded row")
+            script = Path(__file__).with_name("mlflow_load.py")
+            load = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    self.server.uri,
+                    self.run_id,
+                    str(self.per_step * 1e6 / step_us),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                if load.stdout is None or load.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"mlflow_load.py did not start (status {load.wait()})")
+                return runner(data)
+            finally:
+                load.terminate()
+                load.wait()
+
+        return run
+
+
+def tracker_contenders(
+    root: str, server: Any, load: ServerLoad, with_lightning: bool
+) -> dict[str, Runner]:
     """The ``--trackers`` runners: every step to a real MLflow server and to TensorBoard."""
+    uri = server.uri
     common = {
         "enable_progress_bar": False,
         "enable_model_summary": False,
@@ -268,10 +342,16 @@ def tracker_contenders(root: str, uri: str, with_lightning: bool) -> dict[str, R
         "default_root_dir": root,
     }
     mlflow = {"name": "mlflow", "tracking_uri": uri, "experiment_name": "ember-bench"}
+    no_logger = finished_ember_runner(lambda: {**common, "logger": False})
     runners: dict[str, Runner] = {
         "raw": raw_runner(log=True),
-        "ember no logger": finished_ember_runner(lambda: {**common, "logger": False}),
-        "ember mlflow server": finished_ember_runner(lambda: {**common, "logger": mlflow}),
+        # the loaded row's first rate (the warm-up round runs in this order)
+        "ember no logger": load.measured("ember no logger", no_logger),
+        "ember journal only": finished_ember_runner(lambda: {**common, "logger": []}),
+        MLFLOW_ROW: load.measured(
+            MLFLOW_ROW, finished_ember_runner(lambda: {**common, "logger": mlflow})
+        ),
+        LOADED: load.measured(LOADED, load.loaded(no_logger)),
     }
     if ember_has_logger("tensorboard"):
         runners["ember tensorboard"] = finished_ember_runner(
@@ -304,7 +384,12 @@ def main_trackers(args: argparse.Namespace) -> int:
     batches, root, with_lightning = prepare(args.steps)
     server = MlflowServer(Path(root) / "mlflow-server").start()
     try:
-        runners = tracker_contenders(root, server.uri, with_lightning)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(server.uri)
+        run_id = client.create_run(client.create_experiment("server-load")).info.run_id
+        load = ServerLoad(server, run_id)
+        runners = tracker_contenders(root, server, load, with_lightning)
         series, parity = interleaved(runners, batches, args.warmup, args.rounds)
     finally:
         server.stop()
@@ -331,7 +416,7 @@ def main_trackers(args: argparse.Namespace) -> int:
     for framework in ("ember", "lightning"):
         base = medians.get(f"{framework} no logger")
         for name, value in medians.items():
-            if base and name.startswith(framework) and not name.endswith("no logger"):
+            if base and name.startswith(framework) and "no logger" not in name:
                 ratios[name] = value / base
                 paired = [
                     a / b
@@ -347,11 +432,29 @@ def main_trackers(args: argparse.Namespace) -> int:
                     f"[{min(paired):.2f}-{max(paired):.2f}]"
                 )
 
+    own = medians[MLFLOW_ROW] / medians[LOADED]
+    paired = [
+        a / b
+        for a, b in zip(
+            series[MLFLOW_ROW]["us_per_step"], series[LOADED]["us_per_step"], strict=True
+        )
+    ]
+    print(
+        f"\nthe MLflow server shares this machine: ember with no logger while another process "
+        f"keeps the server as busy\n  costs {medians[LOADED] / medians['ember no logger']:.3f}x "
+        f"ember with no logger; against it, ember's MLflow row is {own:.3f} "
+        f"(per round {statistics.median(paired):.3f} [{min(paired):.2f}-{max(paired):.2f}]): "
+        "what ember's own process pays"
+    )
+    for name in (MLFLOW_ROW, LOADED):
+        cpu = load.cpu[name]
+        print(f"  mlflow server CPU, {name}: {statistics.median(cpu):.0f} µs per step (median)")
+
     print("\ntargets:")
     verdicts = [
         check(f"{name} / ember no logger, per step", ratios[name], TARGET_TRACKER_RATIO)
         for name in ratios
-        if name.startswith("ember")
+        if name.startswith("ember") and name != "ember journal only"
     ]
     if args.json:
         payload = {
@@ -366,6 +469,8 @@ def main_trackers(args: argparse.Namespace) -> int:
             "rounds": series,
             "summary": summary,
             "ratios_vs_no_logger": ratios,
+            "mlflow_vs_no_logger_with_server_load": own,
+            "server_cpu_us_per_step": load.cpu,
             "parity": parity,
             "targets": verdicts,
         }

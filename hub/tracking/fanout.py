@@ -46,10 +46,12 @@ class DeliveryPolicy:
     ``max_backoff``); after ``max_attempts`` consecutive failures the logger is
     quarantined for the rest of the run. ``finalize_timeout`` bounds how long
     :meth:`Run.finish` waits for all loggers together. ``linger``: a worker woken by new
-    records waits this long before reading them, so that a run flushing every step is
-    delivered in a few large batches instead of one small one per step (each batch costs
-    a query, a logger call and a cursor update, all competing with training for the
-    interpreter); a flush, a stop or an escape-hatch call cuts the wait short.
+    records, or one that has just delivered less than a full batch, waits this long
+    before reading more, so that a run flushing every step is delivered in a few large
+    batches instead of one small one per step (each batch costs a query, a logger call
+    and a cursor update, all competing with training for the interpreter; and a tracker
+    that answers fast would otherwise get one small batch after another); a flush, a stop
+    or an escape-hatch call cuts the wait short.
     """
 
     batch_size: int = 1000
@@ -118,6 +120,7 @@ class Worker(threading.Thread):
         self.redactor = redactor
         self.sync_hint = sync_hint
         self.kinds = entry.supported_kinds()
+        self.batch_size = _batch_size(entry, policy)
         self.cursor = start_seq
         self.skipped = skipped
         self.failed = 0
@@ -247,9 +250,14 @@ class Worker(threading.Thread):
             with self._flushed:
                 asked = self._flush_asked
             queued = len(self._calls)
-            rows = reader.fetch(self.cursor, self.kinds, self.policy.batch_size, packed=True)
+            rows = reader.fetch(self.cursor, self.kinds, self.batch_size, packed=True)
             if rows:
                 self._deliver(rows)
+                if not stopping and self._caught_up(rows, asked):
+                    # the records logged while this batch was delivered are few: let more
+                    # arrive, or a tracker that answers fast is sent one small batch after
+                    # another, each paying the whole cost of a call
+                    self._linger()
                 continue
             # everything up to the journal's end is delivered: the calls queued before the
             # fetch have had every record logged before them
@@ -260,17 +268,31 @@ class Worker(threading.Thread):
             if stopping:
                 break
             self._wake.wait()
-            if self.policy.linger and not self._urgent.is_set():
-                self._urgent.wait(self.policy.linger)  # let more records arrive
+            self._linger()
             self._urgent.clear()
             self._wake.clear()
-            if self._abandoned.is_set():
-                raise _Quarantined
         self._cancel_calls("the run finished")
         status = self._status or "success"
         self._call("finalize", lambda: self.entry.logger.finalize(status), 0)
         self.finalized = status
         self.state = "ok"
+
+    def _caught_up(self, rows: Sequence[MetricRecord | PackedStep | Row], asked: int) -> bool:
+        """Whether ``rows`` was less than a full batch (the journal had no more), with
+        nothing waiting for the journal's end: no flush (up to ``asked``, the flushes
+        asked for before the fetch; a later one sets ``_urgent``), no call."""
+        if self._urgent.is_set() or self._calls or asked > self._flush_done:
+            return False
+        n = sum(len(r.names) if isinstance(r, PackedStep) else 1 for r in rows)
+        return n < self.batch_size
+
+    def _linger(self) -> None:
+        """Wait ``policy.linger`` for more records; a flush, a stop, a call or the
+        deadline cuts it short."""
+        if self.policy.linger and not self._urgent.is_set():
+            self._urgent.wait(self.policy.linger)
+        if self._abandoned.is_set():
+            raise _Quarantined
 
     def _run_due(self, delivered_upto: int) -> None:
         """Run the escape-hatch calls made when the journal ended at or before
@@ -513,6 +535,20 @@ def finish_workers(workers: Sequence[Worker], status: str, timeout: float) -> No
     for w in workers:
         if w.is_alive():
             w.abandon()
+
+
+def _batch_size(entry: LoggerEntry, policy: DeliveryPolicy) -> int:
+    """How many records one delivery holds: the policy's batch size, or the logger's
+    ``max_batch`` when that is smaller."""
+    wanted = entry.logger.max_batch
+    if wanted is None:
+        return policy.batch_size
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
+        raise ValueError(
+            f"logger {entry.label!r}: max_batch must be a whole number of at least 1 or None, "
+            f"not {wanted!r}; set it to the most metric records one log_metrics call may hold"
+        )
+    return min(wanted, policy.batch_size)
 
 
 def _first_seq(row: MetricRecord | PackedStep | Row) -> int:

@@ -896,8 +896,9 @@ class JournalReader:
     def fetch(
         self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
     ) -> list[MetricRecord | PackedStep | Row]:
-        """Live records of ``kinds`` after ``after_seq``, in order, about ``limit`` of them
-        (whole packed rows): a delivery worker's next batch. Metrics come as the
+        """Live records of ``kinds`` after ``after_seq``, in order, at most ``limit`` of
+        them (whole packed rows: only a first row of more than ``limit`` metrics comes
+        alone beyond it): a delivery worker's next batch. Metrics come as the
         :class:`MetricRecord` a logger receives, other records as :class:`Row`: a run that
         logs every step hands its workers millions of metrics, and building one object per
         record instead of two halves what reading them costs. ``packed``: a flush stored
@@ -919,34 +920,33 @@ class JournalReader:
             # tuple.__new__ bound to the class: builds a record without a Python-level call
             new = partial(tuple.__new__, MetricRecord)
             out: list[MetricRecord | PackedStep | Row] = []
-            count = 0
+            total = 0  # records in out
             for r in cursor:
                 if r[6]:
                     names = self._names(r[0])
                     n = len(names)
+                    if total and total + n > limit:
+                        break
                     seq = r[4]
                     if packed:
                         out.append(PackedStep(names, unpack_values(r[7]), r[2], r[3], seq))
-                        count += n
-                        if count >= limit:
-                            break
-                        continue
-                    out += map(
-                        new,
-                        zip(
-                            names,
-                            unpack_values(r[7]),
-                            repeat(r[2], n),
-                            repeat(r[3], n),
-                            range(seq - n + 1, seq + 1),
-                            strict=True,
-                        ),
-                    )
-                elif r[5]:
-                    out.append(self._full_row(r[4]))
+                    else:
+                        out += map(
+                            new,
+                            zip(
+                                names,
+                                unpack_values(r[7]),
+                                repeat(r[2], n),
+                                repeat(r[3], n),
+                                range(seq - n + 1, seq + 1),
+                                strict=True,
+                            ),
+                        )
+                    total += n
                 else:
-                    out.append(make(r[:5]))
-                if len(out) + count >= limit:
+                    out.append(self._full_row(r[4]) if r[5] else make(r[:5]))
+                    total += 1
+                if total >= limit:
                     break
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None

@@ -207,6 +207,10 @@ class Logger:
     #: short name used in reports and cursors when the logger is given as an object, not
     #: by provider name (a class or an instance attribute)
     name: str = ""
+    #: the most metric records one :meth:`log_metrics` call should hold, for a tracker
+    #: whose requests have a size limit (``None``: ember's batch size, 1000); one flush is
+    #: never split, so a flush of more metrics than this comes alone, in one call
+    max_batch: int | None = None
 
     def open(self, run: RunInfo) -> str | None:
         """Open (or, when ``run.resumed``, re-attach to) the tracker run.

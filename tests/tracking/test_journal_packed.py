@@ -87,16 +87,17 @@ def test_a_flush_is_one_row_and_reads_back_as_one_record_per_metric(tmp_path: Pa
         assert [(r.name, r.step, r.seq) for r in rows] == [(r.name, r.step, r.seq) for r in metrics]
 
 
-def test_a_fetch_stops_near_its_limit_at_a_whole_row(tmp_path: Path) -> None:
+def test_a_fetch_stops_at_its_limit_at_a_whole_row(tmp_path: Path) -> None:
     run = Run.start(tmp_path, [])
     for step in range(10):
         run.log_metrics({f"m{i}": float(i) for i in range(7)}, step=step)
     run.finish()
     with JournalReader(run.dir) as reader:
         batch = reader.fetch(0, ("metric",), 10)
-        assert len(batch) == 14  # two whole rows: never half a flush
+        assert len(batch) == 7  # one whole row: never half a flush, never past the limit
+        assert len(reader.fetch(0, ("metric",), 3)) == 7  # a first row larger comes whole
         rest = reader.fetch(batch[-1].seq, ("metric",), 1000)
-        assert len(rest) == 56 and rest[0].seq == batch[-1].seq + 1
+        assert len(rest) == 63 and rest[0].seq == batch[-1].seq + 1
 
 
 def test_loggers_receive_every_packed_metric_once(tmp_path: Path) -> None:

@@ -139,6 +139,20 @@ class MlflowServer:
                 os.kill(pid, signal.SIGKILL)
         self.proc = None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the server's processes used so far, children that
+        exited included (from /proc: Linux only): what the server costs the machine."""
+        if self.proc is None:
+            raise RuntimeError("the server is not running")
+        total = 0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it exited: its parent's reaped-children fields count it
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def leftovers(self) -> list[str]:
         """Processes of the server still alive, and files left in its private TMPDIR."""
         alive = [f"pid {p}" for p in self.pids if _alive(p)]
