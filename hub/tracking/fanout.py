@@ -250,13 +250,13 @@ class Worker(threading.Thread):
             with self._flushed:
                 asked = self._flush_asked
             queued = len(self._calls)
-            rows = reader.fetch(self.cursor, self.kinds, self.batch_size, packed=True)
+            rows, full = reader.fetch_batch(self.cursor, self.kinds, self.batch_size, packed=True)
             if rows:
                 self._deliver(rows)
-                if not stopping and self._caught_up(rows, asked):
-                    # the records logged while this batch was delivered are few: let more
-                    # arrive, or a tracker that answers fast is sent one small batch after
-                    # another, each paying the whole cost of a call
+                if not (full or stopping or self._waited_for(asked)):
+                    # caught up, with the records logged during this call still to come:
+                    # let more arrive, or a tracker that answers fast is sent one small
+                    # batch after another, each paying the whole cost of a call
                     self._linger()
                 continue
             # everything up to the journal's end is delivered: the calls queued before the
@@ -277,14 +277,10 @@ class Worker(threading.Thread):
         self.finalized = status
         self.state = "ok"
 
-    def _caught_up(self, rows: Sequence[MetricRecord | PackedStep | Row], asked: int) -> bool:
-        """Whether ``rows`` was less than a full batch (the journal had no more), with
-        nothing waiting for the journal's end: no flush (up to ``asked``, the flushes
-        asked for before the fetch; a later one sets ``_urgent``), no call."""
-        if self._urgent.is_set() or self._calls or asked > self._flush_done:
-            return False
-        n = sum(len(r.names) if isinstance(r, PackedStep) else 1 for r in rows)
-        return n < self.batch_size
+    def _waited_for(self, asked: int) -> bool:
+        """Whether something waits for the journal's end: a flush (up to ``asked``, those
+        asked for before the fetch; a later one sets ``_urgent``), a call, a stop."""
+        return self._urgent.is_set() or bool(self._calls) or asked > self._flush_done
 
     def _linger(self) -> None:
         """Wait ``policy.linger`` for more records; a flush, a stop, a call or the

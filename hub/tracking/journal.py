@@ -896,13 +896,21 @@ class JournalReader:
     def fetch(
         self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
     ) -> list[MetricRecord | PackedStep | Row]:
+        """The records of :meth:`fetch_batch`."""
+        return self.fetch_batch(after_seq, kinds, limit, packed=packed)[0]
+
+    def fetch_batch(
+        self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
+    ) -> tuple[list[MetricRecord | PackedStep | Row], bool]:
         """Live records of ``kinds`` after ``after_seq``, in order, at most ``limit`` of
         them (whole packed rows: only a first row of more than ``limit`` metrics comes
         alone beyond it): a delivery worker's next batch. Metrics come as the
         :class:`MetricRecord` a logger receives, other records as :class:`Row`: a run that
         logs every step hands its workers millions of metrics, and building one object per
         record instead of two halves what reading them costs. ``packed``: a flush stored
-        packed comes as one :class:`PackedStep` (for a :class:`MetricBatch`) instead."""
+        packed comes as one :class:`PackedStep` (for a :class:`MetricBatch`) instead.
+        Also returns whether the limit ended the batch (more records may follow) rather
+        than the journal's end."""
         live, live_params = self._live()
         stored = _stored_kinds(kinds)
         marks = ", ".join("?" for _ in stored)
@@ -921,11 +929,13 @@ class JournalReader:
             new = partial(tuple.__new__, MetricRecord)
             out: list[MetricRecord | PackedStep | Row] = []
             total = 0  # records in out
+            full = False
             for r in cursor:
                 if r[6]:
                     names = self._names(r[0])
                     n = len(names)
                     if total and total + n > limit:
+                        full = True
                         break
                     seq = r[4]
                     if packed:
@@ -947,10 +957,11 @@ class JournalReader:
                     out.append(self._full_row(r[4]) if r[5] else make(r[:5]))
                     total += 1
                 if total >= limit:
+                    full = True
                     break
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None
-        return out
+        return out, full
 
     def _full_row(self, seq: int) -> MetricRecord | Row:
         (raw,) = self._all(

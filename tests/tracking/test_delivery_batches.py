@@ -93,6 +93,25 @@ def test_max_batch_caps_each_call_at_whole_flushes(tmp_path: Path) -> None:
     ] * 7 + [21, 21]
 
 
+def test_a_backlog_is_delivered_without_lingering_between_batches(tmp_path: Path) -> None:
+    """A batch that the limit ended (the next flush would not fit) is followed at once:
+    80 records in flushes of 2 to a logger taking 5 per call arrive about one linger
+    (1 s) after they were logged. Lingering after every batch of 4 would take 20 s."""
+    logger = Counting(max_batch=5)
+    run = Run.start(tmp_path, loggers=[logger], policy=DeliveryPolicy(linger=1.0))
+    try:
+        for step in range(40):
+            run.log_metrics({"a": 1.0, "b": 2.0}, step=step)
+        started = time.monotonic()
+        while sum(len(c) for c in logger.calls) < 80 and time.monotonic() - started < 15:
+            time.sleep(0.05)
+        took = time.monotonic() - started
+        assert sum(len(c) for c in logger.calls) == 80
+        assert took < 6, f"the backlog took {took:.1f} s"
+    finally:
+        run.finish("success")
+
+
 def test_the_journal_hands_out_at_most_the_limit(tmp_path: Path) -> None:
     """``JournalReader.fetch`` stops before a flush that would pass the limit."""
     run = Run.start(tmp_path, loggers=[])
@@ -102,9 +121,11 @@ def test_the_journal_hands_out_at_most_the_limit(tmp_path: Path) -> None:
     run.finish("success")
     with JournalReader(run.journal_path) as reader:
         for packed in (True, False):
-            got = reader.fetch(0, ["metric"], 7, packed=packed)
+            got, full = reader.fetch_batch(0, ["metric"], 7, packed=packed)
             n = sum(len(r.names) if hasattr(r, "names") else 1 for r in got)
-            assert n == 6, (packed, got)
+            assert n == 6 and full, (packed, got)
+            rest, full = reader.fetch_batch(got[-1].seq, ["metric"], 7, packed=packed)
+            assert len(rest) == (2 if packed else 6) and not full
             assert len(reader.fetch(0, ["metric"], 2, packed=packed)) == (1 if packed else 3)
 
 
