@@ -232,20 +232,20 @@ def test_a_record_logged_as_the_run_stops_is_still_delivered(
     """Regression: the worker found nothing new; then a record was logged and the stop
     requested before the worker looked at the stop flag: it stopped without the record."""
     logger = Ordered()
-    original = JournalReader.fetch
+    original = JournalReader.fetch_batch
     fired = threading.Event()
     holder: dict[str, Any] = {}
 
-    def fetch(self: JournalReader, after_seq: int, kinds: Any, limit: int, **kw: Any) -> Any:
-        rows = original(self, after_seq, kinds, limit, **kw)
+    def fetch_batch(self: JournalReader, after_seq: int, kinds: Any, limit: int, **kw: Any) -> Any:
+        rows, full = original(self, after_seq, kinds, limit, **kw)
         run = holder.get("run")
         if not rows and run is not None and not fired.is_set():
             fired.set()  # that interleaving, made certain
             run.log_metrics({"late": 1.0}, step=7)
             run._workers[0].request_stop("success")
-        return rows
+        return rows, full
 
-    monkeypatch.setattr(JournalReader, "fetch", fetch)
+    monkeypatch.setattr(JournalReader, "fetch_batch", fetch_batch)
     holder["run"] = run = Run.start(tmp_path, loggers=[logger], policy=POLICY)
     run._workers[0].wake()  # one more look at the journal, now that holder is set
     assert fired.wait(30)
