@@ -120,7 +120,8 @@ class Worker(threading.Thread):
         self.redactor = redactor
         self.sync_hint = sync_hint
         self.kinds = entry.supported_kinds()
-        self.batch_size = _batch_size(entry, policy)
+        #: records per delivery: the policy's batch, or the logger's smaller max_batch
+        self.batch_size = min(policy.batch_size, entry.logger.max_batch or policy.batch_size)
         self.cursor = start_seq
         self.skipped = skipped
         self.failed = 0
@@ -531,20 +532,6 @@ def finish_workers(workers: Sequence[Worker], status: str, timeout: float) -> No
     for w in workers:
         if w.is_alive():
             w.abandon()
-
-
-def _batch_size(entry: LoggerEntry, policy: DeliveryPolicy) -> int:
-    """How many records one delivery holds: the policy's batch size, or the logger's
-    ``max_batch`` when that is smaller."""
-    wanted = entry.logger.max_batch
-    if wanted is None:
-        return policy.batch_size
-    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
-        raise ValueError(
-            f"logger {entry.label!r}: max_batch must be a whole number of at least 1 or None, "
-            f"not {wanted!r}; set it to the most metric records one log_metrics call may hold"
-        )
-    return min(wanted, policy.batch_size)
 
 
 def _first_seq(row: MetricRecord | PackedStep | Row) -> int:

@@ -312,6 +312,15 @@ def check_logger(logger: object, label: str) -> Logger:
                 f"{label}: {type(logger).__name__} declares {capability}=True but does not "
                 f"override {method}"
             )
+    wanted = logger.max_batch
+    if wanted is not None and (
+        isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1
+    ):
+        raise ValueError(
+            f"{label}: {type(logger).__name__}.max_batch must be a whole number of at least 1 "
+            f"or None, not {wanted!r}; set it to the most metric records one log_metrics call "
+            "may hold"
+        )
     return logger
 
 

@@ -130,6 +130,9 @@ def test_the_journal_hands_out_at_most_the_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "100", True])
-def test_a_bad_max_batch_is_explained(tmp_path: Path, bad: object) -> None:
-    with pytest.raises(ValueError, match=r"max_batch must be a whole number of at least 1"):
+def test_a_bad_max_batch_is_explained_before_anything_is_written(
+    tmp_path: Path, bad: object
+) -> None:
+    with pytest.raises(ValueError, match=r"Counting.max_batch must be a whole number of at least"):
         Run.start(tmp_path, loggers=[Counting(max_batch=bad)])
+    assert list(tmp_path.iterdir()) == []
