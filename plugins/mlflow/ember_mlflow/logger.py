@@ -30,7 +30,8 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from math import isfinite
 from pathlib import Path
@@ -180,10 +181,9 @@ class MLflowLogger(Logger):
         from mlflow import MlflowClient
 
         uri = self.tracking_uri or default_tracking_uri(run.dir)
-        if uri.startswith("sqlite:"):
-            _db_path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.resolved_uri = uri
-        client = MlflowClient(tracking_uri=uri)
+        with _one_store_opener(uri):
+            client = MlflowClient(tracking_uri=uri)
         self._rest = _rest_credentials(uri)
         attach = (run.resume_ref if run.resumed else None) or self.run_id
         if attach:
@@ -484,6 +484,30 @@ def _is_local(uri: str | None) -> bool:
 
 def _db_path(uri: str) -> Path:
     return Path(uri.split(":///", 1)[-1] if ":///" in uri else uri.split(":", 1)[-1])
+
+
+@contextmanager
+def _one_store_opener(uri: str) -> Iterator[None]:
+    """While MLflow opens a SQLite store, hold a lock beside it (``<db>.lock``). MLflow
+    creates and migrates a new database when it first opens it; processes that do so at
+    once (a sweep starting on the default store) fail with "table ... already exists" or
+    "duplicate column name". A store that is not SQLite needs no lock."""
+    if not uri.startswith("sqlite:"):
+        yield
+        return
+    db = _db_path(uri)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; the hub retries an open that lost the race
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_not_file_store(uri: str) -> None:

@@ -123,6 +123,48 @@ def test_server_outage_then_ember_sync_completes_the_run(
     assert again.returncode == 0 and "nothing to deliver" in again.stdout
 
 
+OPEN_WHEN_TOLD = """
+import sys, time
+from pathlib import Path
+from ember.hub.tracking import RunInfo
+from ember_mlflow.logger import MLflowLogger
+import mlflow
+
+go = Path(sys.argv[2])
+go.with_name(sys.argv[3] + ".ready").touch()
+while not go.exists():
+    time.sleep(0.01)
+logger = MLflowLogger(tracking_uri=sys.argv[1])
+print(logger.open(RunInfo(id=sys.argv[3], name=sys.argv[3], dir=str(go.parent), started_at=0.0)))
+logger.finalize("success")
+"""
+
+
+def test_processes_opening_one_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """A sweep starting four runs on a new SQLite store: each opens it at the same moment.
+    MLflow creates and migrates a new database on first open, and before ember-mlflow held
+    a lock for that, most of these opens failed ("table params already exists",
+    "duplicate column name")."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_WHEN_TOLD, uri, str(go), f"run{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    ready = [tmp_path / f"run{i}.ready" for i in range(4)]
+    _wait(lambda: all(r.exists() for r in ready), 120, "the processes to import MLflow")
+    go.touch()
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out
+    assert len(runs_of(uri)) == 4
+
+
 def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path, trainings: list) -> None:
     """SIGKILL mid-run, then resume from the last checkpoint: the same MLflow run
     continues and finishes. MLflow cannot delete metric steps, so a step past the
@@ -130,7 +172,11 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run(tmp_path: Path, trainings
     deterministic), marked by the tag ember.resumed_from_step."""
     root = tmp_path / "work"
     root.mkdir()
+    (tmp_path / "store").mkdir()
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    # create the store here: MLflow creates a new SQLite store on first open, and the
+    # reads below would otherwise race the training process doing it
+    assert runs_of(uri) == []
     steps = 24
     proc = train(root, uri, steps, pause=0.0, gate=11)
     trainings.append(proc)
