@@ -26,10 +26,11 @@ cannot do what one test needs overrides that test and skips it with the reason.
 
 The kit around the suites (:mod:`ember.hub.testing.kit`): :func:`isolated_plugin_manager`,
 :func:`install_distribution` (a real ``pip install`` into a temporary folder, discovered
-through real entry points) and, as a pytest plugin (``pytest_plugins =
+through real entry points), :func:`fresh_venv` (a new virtual environment holding only the
+running torch, to install a plugin on its own) and, as a pytest plugin (``pytest_plugins =
 ["ember.hub.testing"]`` in a root ``conftest.py``), the fixtures ``ember_run_info``,
-``ember_plugin_manager`` and ``ember_install``. ``docs/testing-plugins.md`` walks through
-them.
+``ember_plugin_manager``, ``ember_install`` and ``ember_venv``. ``docs/testing-plugins.md``
+walks through them.
 """
 
 from __future__ import annotations
@@ -52,11 +53,15 @@ import pytest
 from ember.hub.manager import PluginManager, get_plugin_manager
 from ember.hub.testing.kit import (
     InstalledDistribution,
+    VirtualEnv,
     ember_install,
     ember_plugin_manager,
+    ember_venv,
+    fresh_venv,
     install_distribution,
     isolated_plugin_manager,
     missing_fixture,
+    running_torch,
 )
 from ember.hub.tracking import (
     STATUSES,
@@ -558,11 +563,15 @@ __all__ = [
     "InstalledDistribution",
     "LoggerConformance",
     "ReadBack",
+    "VirtualEnv",
     "ember_install",
     "ember_plugin_manager",
     "ember_run_info",
+    "ember_venv",
+    "fresh_venv",
     "install_distribution",
     "isolated_plugin_manager",
     "make_run_info",
     "missing_fixture",
+    "running_torch",
 ]

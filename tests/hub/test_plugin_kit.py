@@ -18,7 +18,7 @@ import tomllib
 from ember.hub import __version__
 from ember.hub.cli import main
 from ember.hub.scaffold import KINDS, ScaffoldError, ember_requirement, scaffold, validate_name
-from ember.hub.testing import install_distribution
+from ember.hub.testing import fresh_venv, install_distribution
 
 RUFF = Path(sys.executable).with_name("ruff")
 
@@ -155,6 +155,57 @@ def test_install_distribution_discovers_through_entry_points(tmp_path: Path) -> 
     entry_points.write_text("[ember]\nkit-probe = ember_kit_probe_missing\n")
     with pytest.raises(AssertionError, match=r"ModuleNotFoundError.*ember_kit_probe_missing"):
         installed.plugin_manager()
+
+
+def _probe_project(folder: Path) -> Path:
+    """A tiny project with no dependencies: ``kit-venv-probe``."""
+    folder.mkdir()
+    (folder / "kit_venv_probe.py").write_text("VALUE = 1\n")
+    (folder / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "kit-venv-probe"
+            version = "0.1"
+
+            [tool.setuptools]
+            py-modules = ["kit_venv_probe"]
+            """
+        )
+    )
+    return folder
+
+
+def test_fresh_venvs_copied_from_one_cache_are_each_their_own(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = fresh_venv(tmp_path / "first", pins=[], cache=cache)
+    second = fresh_venv(tmp_path / "second", pins=[], cache=cache)
+    (base,) = cache.iterdir()
+    site = "lib/python*/site-packages/pip/__init__.py"
+    # a copy of hard links, not a second install
+    assert next(second.path.glob(site)).stat().st_ino == next(base.glob(site)).stat().st_ino
+    assert (first.path / "bin" / "pip").read_text().startswith(f"#!{first.path}/bin/python")
+    assert second.constraints.read_text() == ""
+
+    project = _probe_project(tmp_path / "probe")
+    second.pip_install(project)
+    assert sorted(p.name for p in project.iterdir()) == ["kit_venv_probe.py", "pyproject.toml"]
+    assert "kit-venv-probe" in second.distributions()
+    assert "kit-venv-probe" not in first.distributions()
+    # the copied pip script runs its own environment's pip, not the cache's
+    shown = subprocess.run(
+        [first.path / "bin" / "pip", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"from {first.path}/lib/" in shown, shown
+    third = fresh_venv(tmp_path / "third", pins=[], cache=cache)
+    assert "kit-venv-probe" not in third.distributions(), "the cache was changed"
+
+    with pytest.raises(RuntimeError, match=r"pip could not install .*no-such-dist"):
+        third.pip_install("no-such-dist-anywhere==0.0.1", "--no-index")
 
 
 def test_a_suite_missing_what_it_needs_says_so_in_one_line(tmp_path: Path) -> None:

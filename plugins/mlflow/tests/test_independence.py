@@ -1,20 +1,18 @@
 """ember-mlflow installed on its own: a fresh virtual environment with only ember and
-ember-mlflow (torch from the pinned wheel, held by a constraint) runs a short fit with
+ember-mlflow (torch at the running version, held by a constraint) runs a short fit with
 ``logger="mlflow"`` and reads the run back with MLflow's client."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from ember.hub.testing import fresh_venv
 
 REPO = Path(__file__).resolve().parents[3]
-TORCH = "torch==2.13.0+cpu"
 
 FIT = textwrap.dedent(
     """
@@ -54,21 +52,6 @@ FIT = textwrap.dedent(
 )
 
 
-def _sources(dest: Path) -> None:
-    """The repository's tracked files (no build leftovers in the checkout)."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        src = REPO / name.decode()
-        if src.is_file():
-            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name.decode())
-
-
 def _site_mb(python: Path) -> int:
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -82,24 +65,16 @@ def _site_mb(python: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_fresh_venv_with_only_ember_and_ember_mlflow(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    _sources(src)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    constraint = tmp_path / "constraints.txt"
-    constraint.write_text(TORCH + "\n")
-    pip = [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraint)]
-    subprocess.run([*pip, TORCH], check=True, timeout=1800)
+def test_a_fresh_venv_with_only_ember_and_ember_mlflow(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    venv = fresh_venv(tmp_path / "venv", cache=tmp_path_factory.getbasetemp() / "ember-venvs")
+    python = venv.python
     before = _site_mb(python)
-    subprocess.run([*pip, str(src), str(src / "plugins" / "mlflow")], check=True, timeout=1800)
+    venv.pip_install(REPO, REPO / "plugins" / "mlflow")
     after = _site_mb(python)
 
-    listed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
-    )
-    installed = {p["name"].lower() for p in json.loads(listed.stdout)}
+    installed = venv.distributions()
     assert {"ember", "ember-mlflow", "mlflow-skinny"} <= installed
     # the server's stack is not needed for logger="mlflow"
     assert not installed & {"mlflow", "flask", "pandas", "scikit-learn", "lightning"}

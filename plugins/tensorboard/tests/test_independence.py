@@ -5,13 +5,11 @@ installed version by a constraint), then a short fit with ``logger="tensorboard"
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
+from ember.hub.testing import fresh_venv
 
 PLUGIN = Path(__file__).resolve().parents[1]
 ROOT = PLUGIN.parents[1]
@@ -56,52 +54,13 @@ print(json.dumps({
 """
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    """Build from a copy, so that pip leaves nothing in the checkout. Top-level folders
-    only are left out by name: ``trainer/plugins`` is part of ember."""
-    top = {".venv", ".git", "plugins", "site", "build", "tests"}
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        return skip | (top & set(names)) if Path(folder) == src else skip
-
-    shutil.copytree(src, dst, ignore=ignore)
-    return dst
-
-
 @pytest.mark.slow
-def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    constraint = tmp_path / "constraint.txt"
-    constraint.write_text(f"torch=={torch.__version__}\n")
-    ember = _copy(ROOT, tmp_path / "src" / "ember")
-    plugin = _copy(PLUGIN, tmp_path / "src" / "tensorboard")
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "-c",
-            str(constraint),
-            str(ember),
-            str(plugin),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    names = {p["name"].lower() for p in json.loads(installed.stdout)}
+def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    venv = fresh_venv(tmp_path / "venv", cache=tmp_path_factory.getbasetemp() / "ember-venvs")
+    venv.pip_install(ROOT, PLUGIN)
+    names = venv.distributions()
     assert {"ember", "ember-tensorboard", "tensorboard", "torch"} <= names
     assert not {n for n in names if n.startswith("ember-") and n != "ember-tensorboard"}
     assert not {"mlflow", "wandb", "comet-ml", "tensorboardx", "lightning"} & names
@@ -109,7 +68,7 @@ def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(tmp_path: Path) -> 
     script = tmp_path / "fit.py"
     script.write_text(FIT)
     run = subprocess.run(
-        [str(python), str(script), str(tmp_path / "runs")],
+        [str(venv.python), str(script), str(tmp_path / "runs")],
         capture_output=True,
         text=True,
         timeout=600,
