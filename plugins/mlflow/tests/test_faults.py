@@ -157,9 +157,15 @@ def test_processes_opening_one_new_sqlite_store_at_once_all_succeed(tmp_path: Pa
         for i in range(4)
     ]
     ready = [tmp_path / f"run{i}.ready" for i in range(4)]
-    _wait(lambda: all(r.exists() for r in ready), 120, "the processes to import MLflow")
-    go.touch()
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    try:
+        _wait(lambda: all(r.exists() for r in ready), 120, "the processes to import MLflow")
+        go.touch()
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for proc in procs:  # none is left waiting for the file after a failure
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(60)
     for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out
     assert len(runs_of(uri)) == 4
