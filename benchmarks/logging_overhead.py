@@ -376,6 +376,14 @@ def tracker_contenders(
     return runners
 
 
+def per_round(series: dict[str, Any], name: str, base: str) -> str:
+    """The median and range of ``name``'s step time over ``base``'s within each round."""
+    paired = [
+        a / b for a, b in zip(series[name]["us_per_step"], series[base]["us_per_step"], strict=True)
+    ]
+    return f"{statistics.median(paired):.3f} [{min(paired):.2f}-{max(paired):.2f}]"
+
+
 def main_trackers(args: argparse.Namespace) -> int:
     """``--trackers``: real trackers, every step; 1 when a target fails."""
     from ember_mlflow.testing import MlflowServer
@@ -418,33 +426,32 @@ def main_trackers(args: argparse.Namespace) -> int:
         for name, value in medians.items():
             if base and name.startswith(framework) and "no logger" not in name:
                 ratios[name] = value / base
-                paired = [
-                    a / b
-                    for a, b in zip(
-                        series[name]["us_per_step"],
-                        series[f"{framework} no logger"]["us_per_step"],
-                        strict=True,
-                    )
-                ]
                 print(
                     f"  {name:<26} {value / base:6.3f}  ({value - base:+.1f} µs/step)   "
-                    f"per round {statistics.median(paired):.3f} "
-                    f"[{min(paired):.2f}-{max(paired):.2f}]"
+                    f"per round {per_round(series, name, f'{framework} no logger')}"
                 )
 
+    journal = medians["ember journal only"]
+    print(
+        "\nthe same rows against ember journal only, which every tracked run pays (the "
+        "journal's cost taken out: what each tracker adds on top of it):"
+    )
+    beyond_journal: dict[str, float] = {}
+    for name in ratios:
+        if name.startswith("ember") and name != "ember journal only":
+            beyond_journal[name] = medians[name] / journal
+            print(
+                f"  {name:<26} {medians[name] / journal:6.3f}  "
+                f"({medians[name] - journal:+.1f} µs/step)   "
+                f"per round {per_round(series, name, 'ember journal only')}"
+            )
+
     own = medians[MLFLOW_ROW] / medians[LOADED]
-    paired = [
-        a / b
-        for a, b in zip(
-            series[MLFLOW_ROW]["us_per_step"], series[LOADED]["us_per_step"], strict=True
-        )
-    ]
     print(
         f"\nthe MLflow server shares this machine: ember with no logger while another process "
         f"keeps the server as busy\n  costs {medians[LOADED] / medians['ember no logger']:.3f}x "
         f"ember with no logger; against it, ember's MLflow row is {own:.3f} "
-        f"(per round {statistics.median(paired):.3f} [{min(paired):.2f}-{max(paired):.2f}]): "
-        "what ember's own process pays"
+        f"(per round {per_round(series, MLFLOW_ROW, LOADED)}): what ember's own process pays"
     )
     for name in (MLFLOW_ROW, LOADED):
         cpu = load.cpu[name]
@@ -469,6 +476,7 @@ def main_trackers(args: argparse.Namespace) -> int:
             "rounds": series,
             "summary": summary,
             "ratios_vs_no_logger": ratios,
+            "ratios_vs_journal_only": beyond_journal,
             "mlflow_vs_no_logger_with_server_load": own,
             "server_cpu_us_per_step": load.cpu,
             "parity": parity,
