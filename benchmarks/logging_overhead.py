@@ -98,6 +98,8 @@ TARGET_TRACKER_RATIO = 1.05
 #: ember with no logger while ``mlflow_load.py`` keeps the MLflow server busy
 LOADED = "ember no logger, server load"
 MLFLOW_ROW = "ember mlflow server"
+#: ember with the run journal and no logger (``logger=[]``)
+JOURNAL = "ember journal only"
 
 
 class SlowLogger(Logger):
@@ -139,7 +141,7 @@ def contenders(root: str, with_lightning: bool) -> dict[str, Runner]:
     runners: dict[str, Runner] = {
         "raw": raw_runner(log=True),
         "ember (a) no logger": ember_runner(True, lambda: {**common, "logger": False}),
-        "ember journal only": ember_runner(True, lambda: {**common, "logger": []}),
+        JOURNAL: ember_runner(True, lambda: {**common, "logger": []}),
         "ember (b) journal + csv": ember_runner(True, lambda: common),
         "ember (c) 100 ms logger": ember_runner(True, lambda: {**common, "logger": SlowLogger()}),
     }
@@ -347,7 +349,7 @@ def tracker_contenders(
         "raw": raw_runner(log=True),
         # the loaded row's first rate (the warm-up round runs in this order)
         "ember no logger": load.measured("ember no logger", no_logger),
-        "ember journal only": finished_ember_runner(lambda: {**common, "logger": []}),
+        JOURNAL: finished_ember_runner(lambda: {**common, "logger": []}),
         MLFLOW_ROW: load.measured(
             MLFLOW_ROW, finished_ember_runner(lambda: {**common, "logger": mlflow})
         ),
@@ -431,19 +433,19 @@ def main_trackers(args: argparse.Namespace) -> int:
                     f"per round {per_round(series, name, f'{framework} no logger')}"
                 )
 
-    journal = medians["ember journal only"]
+    journal = medians[JOURNAL]
     print(
         "\nthe same rows against ember journal only, which every tracked run pays (the "
         "journal's cost taken out: what each tracker adds on top of it):"
     )
     beyond_journal: dict[str, float] = {}
     for name in ratios:
-        if name.startswith("ember") and name != "ember journal only":
+        if name.startswith("ember") and name != JOURNAL:
             beyond_journal[name] = medians[name] / journal
             print(
                 f"  {name:<26} {medians[name] / journal:6.3f}  "
                 f"({medians[name] - journal:+.1f} µs/step)   "
-                f"per round {per_round(series, name, 'ember journal only')}"
+                f"per round {per_round(series, name, JOURNAL)}"
             )
 
     own = medians[MLFLOW_ROW] / medians[LOADED]
@@ -461,7 +463,7 @@ def main_trackers(args: argparse.Namespace) -> int:
     verdicts = [
         check(f"{name} / ember no logger, per step", ratios[name], TARGET_TRACKER_RATIO)
         for name in ratios
-        if name.startswith("ember") and name != "ember journal only"
+        if name.startswith("ember") and name != JOURNAL
     ]
     if args.json:
         payload = {

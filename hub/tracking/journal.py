@@ -893,12 +893,6 @@ class JournalReader:
                 yield seq, segment, name, step, value if data is None else float(data), wall
 
     # ------------------------------------------------------------------ delivery
-    def fetch(
-        self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
-    ) -> list[MetricRecord | PackedStep | Row]:
-        """The records of :meth:`fetch_batch`."""
-        return self.fetch_batch(after_seq, kinds, limit, packed=packed)[0]
-
     def fetch_batch(
         self, after_seq: int, kinds: Sequence[str], limit: int, *, packed: bool = False
     ) -> tuple[list[MetricRecord | PackedStep | Row], bool]:

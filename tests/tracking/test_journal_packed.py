@@ -58,7 +58,7 @@ def test_a_flush_is_one_row_and_reads_back_as_one_record_per_metric(tmp_path: Pa
     assert kinds == [PACKED, "text", PACKED, PACKED, "metric"]
 
     with JournalReader(run.dir) as reader:
-        fetched = reader.fetch(0, ALL_KINDS, 1000)
+        fetched = reader.fetch_batch(0, ALL_KINDS, 1000)[0]
         metrics = [r for r in fetched if isinstance(r, MetricRecord)]
         assert [(r.name, r.step) for r in metrics] == [
             ("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1), ("d", 2), ("a", 2),
@@ -70,7 +70,7 @@ def test_a_flush_is_one_row_and_reads_back_as_one_record_per_metric(tmp_path: Pa
         assert seqs == sorted(set(seqs)) and len(seqs) == 10
         assert reader.max_seq() == seqs[-1]
         # a fetch after any record's seq continues from the next row
-        assert [r.seq for r in reader.fetch(seqs[3], ALL_KINDS, 1000)] == seqs[4:]
+        assert [r.seq for r in reader.fetch_batch(seqs[3], ALL_KINDS, 1000)[0]] == seqs[4:]
 
         assert reader.counts_by_kind() == {"metric": 9, "text": 1}
         assert reader.count(("metric",)) == 9
@@ -93,10 +93,10 @@ def test_a_fetch_stops_at_its_limit_at_a_whole_row(tmp_path: Path) -> None:
         run.log_metrics({f"m{i}": float(i) for i in range(7)}, step=step)
     run.finish()
     with JournalReader(run.dir) as reader:
-        batch = reader.fetch(0, ("metric",), 10)
+        batch = reader.fetch_batch(0, ("metric",), 10)[0]
         assert len(batch) == 7  # one whole row: never half a flush, never past the limit
-        assert len(reader.fetch(0, ("metric",), 3)) == 7  # a first row larger comes whole
-        rest = reader.fetch(batch[-1].seq, ("metric",), 1000)
+        assert len(reader.fetch_batch(0, ("metric",), 3)[0]) == 7  # a first row larger comes whole
+        rest = reader.fetch_batch(batch[-1].seq, ("metric",), 1000)[0]
         assert len(rest) == 63 and rest[0].seq == batch[-1].seq + 1
 
 

@@ -91,7 +91,7 @@ def test_a_torn_last_frame_is_left_out_and_resume_continues_the_sequence(
     run.finish()
     with JournalReader(killed_run) as reader:
         series = reader.metric_series("loss")
-        rows = reader.fetch(0, ["metric"], 10_000)
+        rows = reader.fetch_batch(0, ["metric"], 10_000)[0]
     assert [s for s, _, _ in series] == list(range(201))
     assert [r.seq for r in rows] == list(range(1, 403))  # each record once, no gap
     assert not [n for n in SPOOL_FILES if (killed_run / n).exists()]  # closed: removed
@@ -112,7 +112,7 @@ def test_direct_writes_keep_the_sequence_and_readers_here_see_spooled_rows(
         journal.append_step(["a", "b"], [7.0, 8.0], 3, 4.0)  # spooled, not moved in yet
         assert journal.last_seq() == 9
         with JournalReader(tmp_path) as reader:  # a reader in this process drains first
-            rows = reader.fetch(0, ["metric", "text"], 100)
+            rows = reader.fetch_batch(0, ["metric", "text"], 100)[0]
         assert [(r.seq, r.name) for r in rows] == [
             (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "note"),
             (6, "a"), (7, "c"), (8, "a"), (9, "b"),
@@ -182,7 +182,7 @@ def test_the_database_always_holds_a_prefix_of_the_sequence(
         journal.close()
     assert not gaps
     with JournalReader(tmp_path) as reader:
-        assert [r.seq for r in reader.fetch(0, ["metric", "text"], 100_000)] == list(
+        assert [r.seq for r in reader.fetch_batch(0, ["metric", "text"], 100_000)[0]] == list(
             range(1, 6000 * 2 + 12 + 1)
         )
 

@@ -52,14 +52,14 @@ def test_a_packed_fetch_holds_the_same_records_as_a_plain_one(tmp_path: Path) ->
     log_mixed(run)
     run.finish()
     with JournalReader(run.dir) as reader:
-        plain = reader.fetch(0, ALL_KINDS, 1000)
-        packed = reader.fetch(0, ALL_KINDS, 1000, packed=True)
+        plain = reader.fetch_batch(0, ALL_KINDS, 1000)[0]
+        packed = reader.fetch_batch(0, ALL_KINDS, 1000, packed=True)[0]
         assert [type(p).__name__ for p in packed] == [
             "PackedStep", "Row", "PackedStep", "PackedStep", "MetricRecord", "PackedStep"
         ]  # fmt: skip
         # the limit counts records, not rows: a second flush of three would make six
-        assert len(reader.fetch(0, ("metric",), 5, packed=True)) == 1
-        assert len(reader.fetch(0, ("metric",), 6, packed=True)) == 2
+        assert len(reader.fetch_batch(0, ("metric",), 5, packed=True)[0]) == 1
+        assert len(reader.fetch_batch(0, ("metric",), 6, packed=True)[0]) == 2
 
     metrics = [r for r in plain if isinstance(r, MetricRecord)]
     parts = [p for p in packed if isinstance(p, (MetricRecord, PackedStep))]
@@ -83,7 +83,9 @@ def test_loggers_get_every_record_once_in_order_with_texts_between(tmp_path: Pat
     log_mixed(run)
     run.finish()
     with JournalReader(run.dir) as reader:
-        expected = [r for r in reader.fetch(0, ALL_KINDS, 1000) if isinstance(r, MetricRecord)]
+        expected = [
+            r for r in reader.fetch_batch(0, ALL_KINDS, 1000)[0] if isinstance(r, MetricRecord)
+        ]
     got = [r for b in logger.batches for r in b]
     assert [key(r) for r in got] == [key(r) for r in expected]
     assert logger.texts == ["between"]
@@ -103,7 +105,7 @@ def test_the_csv_logger_writes_the_same_file_from_a_batch_and_from_records(
     with JournalReader(source.dir) as reader:
         packed = [
             p
-            for p in reader.fetch(0, ("metric",), 1000, packed=True)
+            for p in reader.fetch_batch(0, ("metric",), 1000, packed=True)[0]
             if isinstance(p, (MetricRecord, PackedStep))
         ]
     outputs = []
@@ -144,7 +146,7 @@ def test_whole_rows_appended_from_a_batch_then_amended_like_plain_records(
     with JournalReader(source.dir) as reader:
         packed = [
             p
-            for p in reader.fetch(0, ("metric",), 1000, packed=True)
+            for p in reader.fetch_batch(0, ("metric",), 1000, packed=True)[0]
             if isinstance(p, (MetricRecord, PackedStep))
         ]
     cuts = [(0, 1), (1, 4), (4, 5), (5, 6), (6, 7)]
