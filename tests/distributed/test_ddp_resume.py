@@ -60,7 +60,12 @@ def test_ddp_sigkill_then_resume_reaches_the_same_weights(tmp_path: Path) -> Non
     seed = int(os.environ.get("EMBER_FAULT_SEED", time.time_ns() % 2**32))
     rng = random.Random(seed)
     reference, log = _start(tmp_path / "reference")
+    _wait_ready(reference, log)
+    started = time.monotonic()
     _finish(reference, log)
+    # how long training lasts on this machine: a kill at a fixed delay can come after a
+    # fast machine has already finished, and then no kill lands at all
+    training_s = time.monotonic() - started
     expected = torch.load(tmp_path / "reference" / "final.pt", weights_only=True)
 
     root = tmp_path / "killed"
@@ -68,7 +73,7 @@ def test_ddp_sigkill_then_resume_reaches_the_same_weights(tmp_path: Path) -> Non
     for attempt in range(3):
         proc, log = _start(root, *(["--resume"] if attempt else []))
         _wait_ready(proc, log)
-        time.sleep(rng.uniform(0.2, 2.0))
+        time.sleep(rng.uniform(0.1, 0.7) * training_s)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         status = proc.wait(TIMEOUT_S)
