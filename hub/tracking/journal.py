@@ -814,7 +814,9 @@ class JournalReader:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         writer = _LIVE.get(self._key)
-        if writer is not None and writer._pending:  # rows logged here, still spooled
+        if writer is not None:
+            # rows logged here may still be spooled, or in a drain that has taken them
+            # and not committed them yet: draining waits for that one
             writer.drain()
         try:
             return self._conn.execute(sql, params).fetchall()

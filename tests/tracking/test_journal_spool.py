@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ember.hub.tracking import JournalReader, JournalWriteError, Run
@@ -242,3 +243,38 @@ def test_a_torn_frame_does_not_hide_what_the_resumed_process_spools(killed_run: 
     _log_then_kill(killed_run.parent.parent, str(killed_run))  # steps 200..299, killed
     with JournalReader(killed_run) as reader:
         assert [s for s, _, _ in reader.metric_series("loss")] == list(range(300))
+
+
+def test_a_reader_here_waits_for_a_drain_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a drain takes the spooled rows, then commits them; a reader in this
+    process that queried in between found nothing spooled and nothing committed, so a
+    delivery worker ran an escape-hatch call (or answered a flush) before rows logged
+    ahead of it."""
+    import threading
+
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    try:
+        journal.begin_segment(None, os.getpid(), "host")
+        journal.append_step(["a", "b"], [1.0, 2.0], 0, 1.0)
+        taken, commit = threading.Event(), threading.Event()
+        ingest = journal._ingest
+
+        def slow_ingest(rows: list[Any]) -> None:
+            taken.set()
+            commit.wait(30)
+            ingest(rows)
+
+        monkeypatch.setattr(journal, "_ingest", slow_ingest)
+        drain = threading.Thread(target=journal.drain)
+        drain.start()
+        assert taken.wait(30) and not journal._pending  # taken, not committed
+        threading.Timer(0.2, commit.set).start()
+        with JournalReader(tmp_path) as reader:
+            rows = reader.fetch_batch(0, ["metric"], 100)[0]
+        drain.join()
+        assert [(r.name, r.value) for r in rows] == [("a", 1.0), ("b", 2.0)]
+    finally:
+        journal.close()
