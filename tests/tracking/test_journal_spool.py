@@ -1,4 +1,4 @@
-"""The training thread spools packed rows (one ``write``) instead of committing them; the
+"""The training thread spools packed rows (a copy into a memory map) instead of committing them; the
 rows reach the database in batches. A row is as safe as a commit once ``log_metrics``
 returns: a killed process's spooled rows are read back, moved in when the run is resumed
 or synced, in sequence order with the records written directly, each once."""
@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 from ember.hub.tracking import JournalReader, JournalWriteError, Run
 from ember.hub.tracking import journal as journal_module
-from ember.hub.tracking.journal import PACKED, SPOOL_FILES, Journal
+from ember.hub.tracking.journal import _FRAME, PACKED, SPOOL_FILES, Journal, _spooled
 
 _LOG_THEN_WAIT = """
 import sys, time
 from ember.hub.tracking import Run
 from ember.hub.tracking import journal
 journal.INGEST_INTERVAL_S = 3600.0  # nothing moves the rows in: they stay spooled
+journal.SPOOL_BYTES = 4096  # 200 rows of 64 bytes: the spool file grows twice
 if len(sys.argv) > 2:  # resume that run directory, from step 200
     resume = {"id": sys.argv[2].rsplit("/", 1)[-1], "dir": sys.argv[2]}
     run = Run.start(sys.argv[1], [], resume=resume)
@@ -42,6 +43,23 @@ time.sleep(600)
 def _packed_rows_in_database(run_dir: Path) -> int:
     with sqlite3.connect(run_dir / "journal.db") as db:
         return db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (PACKED,)).fetchone()[0]
+
+
+def _spooled_rows(path: Path) -> int:
+    """How many whole frames the spool file ``path`` holds."""
+    return len(_spooled([path]))
+
+
+def _append_torn_frame(spool: Path) -> None:
+    """Write what a kill in the middle of a copy leaves: a head and part of a body, right
+    after the last whole frame."""
+    buf = spool.read_bytes()
+    at = 0
+    while at + _FRAME.size <= len(buf) and any(buf[at : at + _FRAME.size]):
+        at += _FRAME.size + _FRAME.unpack_from(buf, at)[0]
+    with spool.open("r+b") as f:
+        f.seek(at)
+        f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x07" * 20)
 
 
 def _log_then_kill(root: Path, *resume: str) -> Path:
@@ -67,8 +85,7 @@ def killed_run(tmp_path: Path) -> Path:
     spooled."""
     run_dir = _log_then_kill(tmp_path / "runs")
     assert _packed_rows_in_database(run_dir) == 0  # all 200 rows are in the spool only
-    spooled = [run_dir / n for n in SPOOL_FILES if (run_dir / n).exists()]
-    assert spooled and sum(p.stat().st_size for p in spooled) > 0
+    assert _spooled_rows(run_dir / SPOOL_FILES[0]) == 200
     return run_dir
 
 
@@ -82,9 +99,7 @@ def test_rows_spooled_before_a_kill_are_read_back(killed_run: Path) -> None:
 def test_a_torn_last_frame_is_left_out_and_resume_continues_the_sequence(
     killed_run: Path,
 ) -> None:
-    spool = killed_run / SPOOL_FILES[0]  # the first file takes the rows until a drain
-    with spool.open("ab") as f:  # a write the kill cut short: a head and half a body
-        f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x00" * 20)
+    _append_torn_frame(killed_run / SPOOL_FILES[0])  # the first file takes the rows
     run = Run.start(
         killed_run.parent.parent, [], resume={"id": killed_run.name, "dir": str(killed_run)}
     )
@@ -126,20 +141,28 @@ def test_direct_writes_keep_the_sequence_and_readers_here_see_spooled_rows(
 def test_a_spool_write_that_fails_stops_the_run_with_what_was_logged_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The spool file is allocated on disk before it is written through its map, so a
+    full disk is an error when it grows (not a SIGBUS in the middle of a copy)."""
+    monkeypatch.setattr(journal_module, "SPOOL_BYTES", 4096)
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
     run = Run.start(tmp_path, [])
-    run.log_metrics({"loss": 1.0}, step=0)
+    run.log_metrics({"loss": 0.0}, step=0)
 
-    def full(fd: int, data: bytes) -> None:
+    def full(fd: int, size: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(journal_module, "_write_all", full)
+    monkeypatch.setattr(journal_module, "_allocate", full)
     with pytest.raises(JournalWriteError, match="the disk is full") as failure:
-        run.log_metrics({"loss": 2.0}, step=1)
+        for step in range(1, 1000):
+            run.log_metrics({"loss": float(step)}, step=step)
+    assert 50 < step < 100  # 64-byte rows: the first 4 KiB held 64 of them
     assert "spool file: [Errno 28] No space left on device" in str(failure.value)
     assert 'ckpt_path="last"' in str(failure.value)
     run.finish("failed")
     with JournalReader(run.dir) as reader:
-        assert reader.metric_series("loss") == [(0, 1.0, pytest.approx(time.time(), abs=60))]
+        assert [(s, v) for s, v, _ in reader.metric_series("loss")] == [
+            (s, float(s)) for s in range(step)
+        ]
         assert reader.status()[0] == "failed"
 
 
@@ -206,7 +229,7 @@ def test_a_forked_process_leaves_the_spool_to_the_writer(
             os._exit(0)
         os.waitpid(pid, 0)
         assert _packed_rows_in_database(tmp_path) == 0
-        assert (tmp_path / SPOOL_FILES[0]).stat().st_size > 0
+        assert _spooled_rows(tmp_path / SPOOL_FILES[0]) == 1
     finally:
         journal.close()
     with JournalReader(tmp_path) as reader:
@@ -230,7 +253,7 @@ def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
     with pytest.raises(JournalWriteError, match="the disk is full"):
         journal._direct(refused)
     journal.close()
-    assert (tmp_path / SPOOL_FILES[0]).stat().st_size > 0
+    assert _spooled_rows(tmp_path / SPOOL_FILES[0]) == 1
     with JournalReader(tmp_path) as reader:
         assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
 
@@ -238,8 +261,7 @@ def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
 def test_a_torn_frame_does_not_hide_what_the_resumed_process_spools(killed_run: Path) -> None:
     """Regression: a resumed process appended its frames after the torn one the kill left,
     where reading stops, so a second kill lost them."""
-    with (killed_run / SPOOL_FILES[0]).open("ab") as f:
-        f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x00" * 20)
+    _append_torn_frame(killed_run / SPOOL_FILES[0])
     _log_then_kill(killed_run.parent.parent, str(killed_run))  # steps 200..299, killed
     with JournalReader(killed_run) as reader:
         assert [s for s, _, _ in reader.metric_series("loss")] == list(range(300))
