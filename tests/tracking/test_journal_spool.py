@@ -300,3 +300,33 @@ def test_a_reader_here_waits_for_a_drain_in_flight(
         assert [(r.name, r.value) for r in rows] == [("a", 1.0), ("b", 2.0)]
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("fallocate", ["missing", "unsupported"])
+def test_spool_files_grow_where_posix_fallocate_is_missing_or_unsupported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallocate: str
+) -> None:
+    """macOS and Windows have no ``posix_fallocate``, and some file systems refuse it:
+    the spool file is then allocated by writing zeros, and grows the same way."""
+    if fallocate == "missing":
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    else:
+
+        def unsupported(fd: int, offset: int, length: int) -> None:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+        monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    monkeypatch.setattr(journal_module, "SPOOL_BYTES", 4096)
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    try:
+        journal.begin_segment(None, os.getpid(), "host")
+        for step in range(200):  # 64-byte rows: 12.8 KB, the file doubles twice
+            journal.append_step(["loss", "acc"], [float(step), 0.5], step, 1.0)
+        spool = tmp_path / SPOOL_FILES[0]
+        assert spool.stat().st_size == 16384
+        assert _spooled_rows(spool) == 200
+    finally:
+        journal.close()
+    with JournalReader(tmp_path) as reader:
+        assert [v for _, v, _ in reader.metric_series("loss")] == [float(s) for s in range(200)]
