@@ -705,7 +705,8 @@ class _SpoolFile:
         if self._fd is None:
             fd = os.open(self.path, _SPOOL_FLAGS, 0o644)
             try:
-                size = max(SPOOL_BYTES, os.fstat(fd).st_size)
+                stale = os.fstat(fd).st_size
+                size = max(SPOOL_BYTES, stale)
                 while size < needed:
                     size *= 2
                 _allocate(fd, size)
@@ -714,14 +715,19 @@ class _SpoolFile:
                 os.close(fd)
                 raise
             self._fd = fd
-            self._map[:] = bytes(size)
+            if stale:
+                self._map[:stale] = bytes(stale)
             return
         assert self._map is not None
         size = 2 * len(self._map)
         while size < needed:
             size *= 2
         _allocate(self._fd, size)
-        self._map.resize(size)
+        # a new map rather than ``resize``, which needs ``mremap`` (not on macOS); the
+        # frames are in the file, so the new map holds them
+        bigger = mmap.mmap(self._fd, size)
+        self._map.close()
+        self._map = bigger
 
     def empty(self) -> None:
         """Zero the frames, once their rows are committed (a reader stops at a zero head)."""
