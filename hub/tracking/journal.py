@@ -674,13 +674,17 @@ class Journal:
 
 class _SpoolFile:
     """One spool file, written through a shared memory map of it (see the module
-    docstring): appending a frame is a copy, no system call. Used under the journal's
-    spool lock, or by a drain on the file the training thread is not appending to."""
+    docstring): appending a frame is a copy, no system call. On a file system that
+    cannot map files (some network and FUSE mounts) it is written with ``pwrite``
+    instead. Used under the journal's spool lock, or by a drain on the file the training
+    thread is not appending to."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._map: mmap.mmap | None = None
+        #: the bytes allocated to the file
+        self._size = 0
         #: where the next frame goes; the bytes before it are this file's frames
         self.end = 0
 
@@ -692,47 +696,58 @@ class _SpoolFile:
     def append(self, frame: bytes) -> None:
         """Copy ``frame`` after the last one; an ``OSError`` when the file cannot grow."""
         end = self.end + len(frame)
-        if self._map is None or end > len(self._map):
+        if end > self._size:
             self._grow(end)
-            assert self._map is not None
-        self._map[self.end : end] = frame
+        if self._map is not None:
+            self._map[self.end : end] = frame
+        else:
+            _write_at(self._fd, frame, self.end)  # type: ignore[arg-type]
         self.end = end
 
     def _grow(self, needed: int) -> None:
-        """Open (the first time) or enlarge the file and its map to hold ``needed`` bytes.
-        A file left by a killed process was moved in when the journal opened: its old
-        frames are zeroed, so that a torn one cannot hide the frames written after it."""
+        """Open (the first time) or enlarge the file (and its map) to hold ``needed``
+        bytes. A file left by a killed process was moved in when the journal opened: its
+        old frames are zeroed, so that a torn one cannot hide the frames written after it."""
+        size = max(SPOOL_BYTES, 2 * self._size)
         if self._fd is None:
             fd = os.open(self.path, _SPOOL_FLAGS, 0o644)
             try:
                 stale = os.fstat(fd).st_size
-                size = max(SPOOL_BYTES, stale)
+                size = max(size, stale)
                 while size < needed:
                     size *= 2
                 _allocate(fd, size)
-                self._map = mmap.mmap(fd, size)
+                self._map = _map_file(fd, size)
             except BaseException:
                 os.close(fd)
                 raise
-            self._fd = fd
+            self._fd, self._size = fd, size
             if stale:
-                self._map[:stale] = bytes(stale)
+                self._zero(stale)
             return
-        assert self._map is not None
-        size = 2 * len(self._map)
         while size < needed:
             size *= 2
         _allocate(self._fd, size)
-        # a new map rather than ``resize``, which needs ``mremap`` (not on macOS); the
-        # frames are in the file, so the new map holds them
-        bigger = mmap.mmap(self._fd, size)
-        self._map.close()
-        self._map = bigger
+        if self._map is not None:
+            # a new map rather than ``resize``, which needs ``mremap`` (not on macOS); the
+            # frames are in the file, so the new map holds them
+            bigger = mmap.mmap(self._fd, size)
+            self._map.close()
+            self._map = bigger
+        self._size = size
+
+    def _zero(self, n: int) -> None:
+        if self._map is not None:
+            self._map[:n] = bytes(n)
+        else:
+            _write_at(self._fd, bytes(n), 0)  # type: ignore[arg-type]
 
     def empty(self) -> None:
-        """Zero the frames, once their rows are committed (a reader stops at a zero head)."""
-        if self._map is not None and self.end:
-            self._map[: self.end] = bytes(self.end)
+        """Zero the frames, once their rows are committed (a reader stops at a zero head;
+        a failure leaves them in, and moving a row twice is harmless)."""
+        if self.end:
+            with contextlib.suppress(OSError):
+                self._zero(self.end)
         self.end = 0
 
     def close(self) -> None:
@@ -743,6 +758,15 @@ class _SpoolFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _map_file(fd: int, size: int) -> mmap.mmap | None:
+    """A shared map of the first ``size`` bytes of ``fd``; None where the file system
+    cannot map files."""
+    try:
+        return mmap.mmap(fd, size)
+    except (OSError, ValueError):
+        return None
 
 
 def _allocate(fd: int, size: int) -> None:
@@ -759,15 +783,20 @@ def _allocate(fd: int, size: int) -> None:
                 raise
     have = os.fstat(fd).st_size
     if have < size:
-        os.lseek(fd, have, os.SEEK_SET)
-        _write_all(fd, bytes(size - have))
+        _write_at(fd, bytes(size - have), have)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` (a regular file writes less only when it is full)."""
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a regular file writes less only when full)."""
     view = memoryview(data)
+    if not hasattr(os, "pwrite"):  # Windows
+        os.lseek(fd, offset, os.SEEK_SET)
+        while view:
+            view = view[os.write(fd, view) :]
+        return
     while view:
-        view = view[os.write(fd, view) :]
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _spooled(paths: Sequence[Path]) -> list[tuple[int, int, str, int, float, bytes]]:

@@ -21,9 +21,13 @@ from ember.hub.tracking import journal as journal_module
 from ember.hub.tracking.journal import _FRAME, PACKED, SPOOL_FILES, Journal, _spooled
 
 _LOG_THEN_WAIT = """
-import sys, time
+import errno, mmap, os, sys, time
 from ember.hub.tracking import Run
 from ember.hub.tracking import journal
+if os.environ.get("NO_MMAP"):  # a file system that cannot map files
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENODEV, "No such device")
+    mmap.mmap = refuse
 journal.INGEST_INTERVAL_S = 3600.0  # nothing moves the rows in: they stay spooled
 journal.SPOOL_BYTES = 4096  # 200 rows of 64 bytes: the spool file grows twice
 if len(sys.argv) > 2:  # resume that run directory, from step 200
@@ -62,12 +66,14 @@ def _append_torn_frame(spool: Path) -> None:
         f.write(b"\x30\x00\x00\x00\x01\x02\x03\x04" + b"\x07" * 20)
 
 
-def _log_then_kill(root: Path, *resume: str) -> Path:
+def _log_then_kill(root: Path, *resume: str, no_mmap: bool = False) -> Path:
     """Run the script above in a process, then kill it with SIGKILL; its run directory."""
+    env = {**os.environ, "NO_MMAP": "1"} if no_mmap else None
     proc = subprocess.Popen(
         [sys.executable, "-c", _LOG_THEN_WAIT, str(root), *resume],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -330,3 +336,35 @@ def test_spool_files_grow_where_posix_fallocate_is_missing_or_unsupported(
         journal.close()
     with JournalReader(tmp_path) as reader:
         assert [v for _, v, _ in reader.metric_series("loss")] == [float(s) for s in range(200)]
+
+
+def test_a_file_system_that_cannot_map_files_gets_the_spool_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network and FUSE mounts cannot map files: the spool is then written with
+    system calls, as durable against a kill, and emptied the same way."""
+    run_dir = _log_then_kill(tmp_path / "killed", no_mmap=True)
+    assert _packed_rows_in_database(run_dir) == 0
+    assert _spooled_rows(run_dir / SPOOL_FILES[0]) == 200
+    with JournalReader(run_dir) as reader:
+        assert [s for s, _, _ in reader.metric_series("loss")] == list(range(200))
+
+    import mmap
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path / "here", "r1", "r1", time.time())
+    try:
+        journal.begin_segment(None, os.getpid(), "host")
+        journal.append_step(["loss"], [1.0], 0, 1.0)
+        journal.drain()  # committed: the first file is zeroed, the second takes the rows
+        assert _spooled_rows(tmp_path / "here" / SPOOL_FILES[0]) == 0
+        journal.append_step(["loss"], [2.0], 1, 2.0)
+        assert _spooled_rows(tmp_path / "here" / SPOOL_FILES[1]) == 1
+    finally:
+        journal.close()
+    with JournalReader(tmp_path / "here") as reader:
+        assert reader.metric_series("loss") == [(0, 1.0, 1.0), (1, 2.0, 2.0)]
