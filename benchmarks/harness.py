@@ -302,13 +302,27 @@ def check(label: str, value: float, limit: float, unit: str = "") -> dict[str, A
 
 
 def parse_args(
-    description: str, argv: list[str] | None, switches: dict[str, str] | None = None
+    description: str,
+    argv: list[str] | None,
+    switches: dict[str, str] | None = None,
+    *,
+    hidden: bool = False,
 ) -> argparse.Namespace:
     """The options every step benchmark takes: --steps, --rounds, --warmup, --json, plus
-    a benchmark's own on/off ``switches`` (``{"--heavy": "help text"}``)."""
+    a benchmark's own on/off ``switches`` (``{"--heavy": "help text"}``); with ``hidden``,
+    ``--hidden N`` too, which widens the benchmark MLP (sets :data:`HIDDEN`) for a longer
+    step."""
+    global HIDDEN
     parser = argparse.ArgumentParser(description=description)
     for flag, text in (switches or {}).items():
         parser.add_argument(flag, action="store_true", help=text)
+    if hidden:
+        parser.add_argument(
+            "--hidden",
+            type=int,
+            default=HIDDEN,
+            help=f"hidden width of the MLP ({HIDDEN}; 4096 makes a step of about 1.6 ms)",
+        )
     parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
     parser.add_argument(
@@ -320,6 +334,10 @@ def parse_args(
         parser.error(f"--steps ({args.steps}) must exceed --warmup ({args.warmup}) + 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if hidden:
+        if args.hidden < 1:
+            parser.error("--hidden must be at least 1")
+        HIDDEN = args.hidden
     return args
 
 

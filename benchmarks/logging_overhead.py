@@ -210,8 +210,9 @@ def heavy_main(args: argparse.Namespace) -> int:
     print(
         f"ember logging overhead, heavy mode: {HEAVY_METRICS} metrics logged and flushed "
         f"every step; {args.steps} steps per run, first {args.warmup} untimed; {args.rounds} "
-        f"interleaved rounds; medians; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread, python {platform.python_version()}"
+        f"interleaved rounds; medians; MLP hidden width {args.hidden}; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} thread, python "
+        f"{platform.python_version()}"
     )
     print("\n(overhead = µs/step over raw, which logs 2 metrics without a tracker)")
     print_table(summary, "raw")
@@ -223,7 +224,12 @@ def heavy_main(args: argparse.Namespace) -> int:
     ]
     if args.json:
         payload = {
-            "config": {"steps": args.steps, "rounds": args.rounds, "heavy": HEAVY_METRICS},
+            "config": {
+                "steps": args.steps,
+                "rounds": args.rounds,
+                "heavy": HEAVY_METRICS,
+                "hidden": args.hidden,
+            },
             "rounds": series,
             "summary": summary,
             "heavy_ratio": b / a,
@@ -410,8 +416,8 @@ def main_trackers(args: argparse.Namespace) -> int:
         f"ember tracker overhead: every step to a real MLflow server ({server.uri}) and to "
         f"TensorBoard; {args.steps} steps per run, first {args.warmup} untimed; "
         f"{args.rounds} interleaved rounds; medians; two self.log per step, "
-        f"log_every_n_steps=1; torch {torch.__version__}, {torch.get_num_threads()} thread, "
-        f"python {platform.python_version()}"
+        f"log_every_n_steps=1; MLP hidden width {args.hidden}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread, python {platform.python_version()}"
     )
     print("\n(overhead = µs/step over raw)")
     print_table(summary, "raw")
@@ -469,6 +475,7 @@ def main_trackers(args: argparse.Namespace) -> int:
         payload = {
             "config": {
                 "mode": "trackers",
+                "hidden": args.hidden,
                 "steps": args.steps,
                 "warmup": args.warmup,
                 "rounds": args.rounds,
@@ -496,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         "--heavy": f"{HEAVY_METRICS} metrics flushed every step (journal + CSV)",
         "--trackers": "log every step to a real local MLflow server and to TensorBoard",
     }
-    args = parse_args(__doc__.split("\n\n")[0], argv, switches)
+    args = parse_args(__doc__.split("\n\n")[0], argv, switches, hidden=True)
     if args.heavy:
         return heavy_main(args)
     if args.trackers:
@@ -517,8 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"ember logging overhead: {args.steps} steps per run, first {args.warmup} untimed; "
         f"{args.rounds} interleaved rounds; medians; two self.log per step, "
-        f"log_every_n_steps={LOG_EVERY_N_STEPS}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread, python {platform.python_version()}"
+        f"log_every_n_steps={LOG_EVERY_N_STEPS}; MLP hidden width {args.hidden}; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} thread, python "
+        f"{platform.python_version()}"
     )
     print("\n(overhead = µs/step over raw)")
     print_table(summary, "raw")
@@ -546,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps": args.steps,
                 "warmup": args.warmup,
                 "rounds": args.rounds,
+                "hidden": args.hidden,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
             },
