@@ -1,7 +1,8 @@
-"""The training thread spools packed rows (a copy into a memory map) instead of committing them; the
-rows reach the database in batches. A row is as safe as a commit once ``log_metrics``
-returns: a killed process's spooled rows are read back, moved in when the run is resumed
-or synced, in sequence order with the records written directly, each once."""
+"""The training thread spools packed rows (a copy into a memory map of the spool file)
+instead of committing them; the rows reach the database in batches. A row is as safe as a
+commit once ``log_metrics`` returns: a killed process's spooled rows are read back, moved
+in when the run is resumed or synced, in sequence order with the records written
+directly, each once."""
 
 from __future__ import annotations
 
