@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+#: the testing kit's fixtures (``ember_venv``)
+pytest_plugins = ["ember.hub.testing"]
+
 # --import-mode=importlib puts no test folder on sys.path; the tests share comet_helpers
 sys.path.insert(0, str(Path(__file__).parent))
 

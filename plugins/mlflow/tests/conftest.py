@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ember_mlflow.testing import MlflowServer
 
+#: the testing kit's fixtures (``ember_venv``)
+pytest_plugins = ["ember.hub.testing"]
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 

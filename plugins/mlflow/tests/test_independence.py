@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ember.hub.testing import fresh_venv
+from ember.hub.testing import VirtualEnv
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -66,9 +67,9 @@ def _site_mb(python: Path) -> int:
 
 @pytest.mark.slow
 def test_a_fresh_venv_with_only_ember_and_ember_mlflow(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, ember_venv: Callable[[], VirtualEnv]
 ) -> None:
-    venv = fresh_venv(tmp_path / "venv", cache=tmp_path_factory.getbasetemp() / "ember-venvs")
+    venv = ember_venv()  # the kit's fixture: torch installed once per session
     python = venv.python
     before = _site_mb(python)
     venv.pip_install(REPO, REPO / "plugins" / "mlflow")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ember.hub.testing import fresh_venv
+from ember.hub.testing import VirtualEnv
 
 PLUGIN = Path(__file__).resolve().parents[1]
 ROOT = PLUGIN.parents[1]
@@ -56,9 +57,9 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_a_fresh_venv_with_only_ember_and_this_plugin_trains(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, ember_venv: Callable[[], VirtualEnv]
 ) -> None:
-    venv = fresh_venv(tmp_path / "venv", cache=tmp_path_factory.getbasetemp() / "ember-venvs")
+    venv = ember_venv()  # the kit's fixture: torch installed once per session
     venv.pip_install(ROOT, PLUGIN)
     names = venv.distributions()
     assert {"ember", "ember-tensorboard", "tensorboard", "torch"} <= names

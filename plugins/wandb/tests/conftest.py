@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+#: the testing kit's fixtures (``ember_venv``)
+pytest_plugins = ["ember.hub.testing"]
+
 # --import-mode=importlib puts no test folder on sys.path; the tests share wandb_helpers
 sys.path.insert(0, str(Path(__file__).parent))
 
