@@ -28,9 +28,10 @@ record per metric either way.
 The spool: the training thread does not commit a packed row itself. It appends the row,
 framed with its length and a CRC-32, to a spool file next to the journal by copying it
 into a shared memory map of the file (no system call: a ``write`` per row cost a training
-step 10-20 µs, a SQLite commit 15-40) and keeps it in memory; once the copy is done the
-row is in the OS page cache and survives the process being killed, as a commit does. The
-rows reach the database in batches, one transaction each (:meth:`Journal.drain`): before
+step 10-20 µs, a SQLite commit 15-40), packing the values straight into the frame; once
+the copy is done the row is in the OS page cache and survives the process being killed,
+as a commit does. The training thread keeps no other copy: the rows reach the database,
+read back from the spool, in batches, one transaction each (:meth:`Journal.drain`): before
 a delivery worker reads, before any other write, when a reader in this process queries,
 on a timer (:data:`INGEST_INTERVAL_S`) and at close. Sequence numbers are given out when
 a row is spooled, and the database always holds a prefix of them, so a worker's cursor
@@ -48,6 +49,7 @@ from __future__ import annotations
 import array
 import contextlib
 import errno
+import functools
 import json
 import math
 import mmap
@@ -209,17 +211,6 @@ _SPOOLED = struct.Struct("<qqqqd")
 _LIVE: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictionary()
 
 
-def pack_values(values: Iterable[float]) -> bytes:
-    """``values`` (floats, or an ``array("d")``) as the ``data`` of a packed row:
-    little-endian float64."""
-    packed = values if isinstance(values, array.array) else array.array("d", values)
-    if packed.typecode != "d" or _BIG_ENDIAN:
-        packed = array.array("d", packed)  # a copy: the caller's array is left alone
-        if _BIG_ENDIAN:
-            packed.byteswap()
-    return packed.tobytes()
-
-
 def unpack_values(data: bytes) -> array.array[float]:
     """The values of a packed row."""
     values = array.array("d")
@@ -282,8 +273,8 @@ class Journal:
             # the spool of a run still writing alone; moving a row twice is harmless)
             _move_spooled(self._conn, self._spool_paths)
             #: the id (as stored in a packed row's ``name``) of each set of names
-            self._name_ids: dict[tuple[str, ...], str] = {
-                tuple(json.loads(names)): str(i)
+            self._name_ids: dict[tuple[str, ...], int] = {
+                tuple(json.loads(names)): int(i)
                 for i, names in self._conn.execute("SELECT id, names FROM metric_names")
             }
             (last,) = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
@@ -294,8 +285,7 @@ class Journal:
         self._next_seq = int(last) + 1
         #: the spool files, opened on the first row spooled (``ember sync`` spools none)
         self._spools = [_SpoolFile(p) for p in self._spool_paths]
-        #: spooled rows not yet in the database, all in ``_spools[_spool_at]``
-        self._pending: list[tuple[int, int, str, int, float, bytes]] = []
+        #: the file appends go to; the spooled rows not yet in the database are all in it
         self._spool_at = 0
         #: a batch could not be moved in: its spool file must outlive this object
         self._unmoved = False
@@ -401,36 +391,40 @@ class Journal:
         self._direct(insert)
 
     def append_step(
-        self, names: Sequence[str], values: Sequence[float], step: int, wall_time: float
+        self, names: Sequence[str], values: Iterable[float], step: int, wall_time: float
     ) -> None:
-        """Append the values of ``names`` (floats, non-finite ones included) logged at
-        ``step``: one packed row, spooled (see the module docstring).
+        """Append the values of ``names`` (numbers, non-finite ones included) logged at
+        ``step``: one packed row, spooled (see the module docstring); a ``TypeError``
+        when ``values`` are not as many numbers as there are names.
 
         The hot path of a run that logs metrics every step: the names are stored once per
-        distinct set, the values as one blob, and the row costs the caller a copy into
-        the spool's memory map.
+        distinct set, and the row is packed straight from ``values`` and copied into the
+        spool's memory map. The drain reads the rows back from the spool, so the training
+        thread keeps no copy of them.
         """
         if not names:
             return
         key = tuple(names)
-        data = pack_values(values)
-        if len(data) != 8 * len(key):
-            raise ValueError(f"append_step: {len(key)} names but {len(data) // 8} values")
+        body = _packed_row(len(key))
         with self._spool_lock:
-            self._check_open()
+            if self._closed or self._failure is not None:
+                self._check_open()
             names_id = self._name_ids.get(key)
             if names_id is None:
                 names_id = self._add_names(key)
             seq = self._next_seq + len(key) - 1
-            segment = self.segment
-            body = _SPOOLED.pack(seq, segment, int(names_id), step, wall_time) + data
-            frame = _FRAME.pack(len(body), zlib.crc32(body)) + body
             try:
-                self._spools[self._spool_at].append(frame)
+                row = body.pack(seq, self.segment, names_id, step, wall_time, *values)
+            except (struct.error, OverflowError) as exc:
+                raise TypeError(
+                    f"append_step: {len(key)} names {key!r} need as many numbers and an int "
+                    f"step ({exc})"
+                ) from None
+            try:
+                self._spools[self._spool_at].append(row)
             except OSError as exc:
                 raise self._failed(exc) from None
             self._next_seq = seq + 1
-            self._pending.append((seq, segment, names_id, step, wall_time, data))
 
     def append(self, kind: str, name: str, step: int | None, wall_time: float, data: Any) -> None:
         """Append one non-metric record (hyperparameters, text, artifact reference)."""
@@ -458,15 +452,17 @@ class Journal:
         write, and the rows stay in the spool for the next open). Never raises."""
         with self._drain_lock:
             with self._spool_lock:
-                if not self._pending or self._closed or self._pid != os.getpid():
-                    return True
-                rows, self._pending = self._pending, []
                 spool = self._spools[self._spool_at]
+                failed = self._closed or self._failure is not None
+                if not spool.end or failed or self._pid != os.getpid():
+                    return True
                 self._spool_at ^= 1  # appends go on in the other (empty) file meanwhile
             with self.lock:
                 try:
-                    self._ingest(rows)
-                except JournalWriteError:
+                    self._ingest(spool.rows())
+                except (JournalWriteError, OSError) as exc:
+                    if isinstance(exc, OSError):  # the spool could not be read back
+                        self._failed(exc)
                     self._unmoved = True
                     return False
             spool.empty()
@@ -530,22 +526,21 @@ class Journal:
         in one transaction with them, with the spool held still."""
         with self._drain_lock, self._spool_lock:
             self._check_open()
-            rows, self._pending = self._pending, []
+            spool = self._spools[self._spool_at]
             with self.lock:
                 try:
                     with _transaction(self._conn) as conn:
-                        if rows:
-                            conn.executemany(_INGEST_SQL, rows)
+                        if spool.end:
+                            conn.executemany(_INGEST_SQL, spool.rows())
                         next_seq = insert(self._next_seq)
-                except sqlite3.Error as exc:
-                    self._unmoved = self._unmoved or bool(rows)  # they stay in the spool
+                except (sqlite3.Error, OSError) as exc:
+                    self._unmoved = self._unmoved or bool(spool.end)  # they stay in the spool
                     raise self._failed(exc) from None
             self._next_seq = next_seq
-            if rows:
-                self._spools[self._spool_at].empty()
+            spool.empty()
         self._written()
 
-    def _add_names(self, key: tuple[str, ...]) -> str:
+    def _add_names(self, key: tuple[str, ...]) -> int:
         """Store a new set of metric names (committed before any row that refers to it)."""
         with self.lock:
             try:
@@ -554,7 +549,7 @@ class Journal:
                 )
             except sqlite3.Error as exc:
                 raise self._failed(exc) from None
-        names_id = self._name_ids[key] = str(cur.lastrowid)
+        names_id = self._name_ids[key] = int(cur.lastrowid)  # type: ignore[arg-type]
         return names_id
 
     def _ingest(self, rows: list[tuple[int, int, str, int, float, bytes]]) -> None:
@@ -663,9 +658,10 @@ class Journal:
             self._conn.close()
             self._give_back_reserve()
             opened = [spool for spool in self._spools if spool.opened]
+            spooled = any(spool.end for spool in opened)  # a forked process left them
             for spool in opened:
                 spool.close()
-            if opened and not (self._unmoved or self._pending):
+            if opened and not (self._unmoved or spooled):
                 for spool in self._spool_paths:
                     with contextlib.suppress(OSError):
                         spool.unlink()
@@ -693,16 +689,26 @@ class _SpoolFile:
         """Whether this file was opened for writing."""
         return self._fd is not None
 
-    def append(self, frame: bytes) -> None:
-        """Copy ``frame`` after the last one; an ``OSError`` when the file cannot grow."""
-        end = self.end + len(frame)
+    def append(self, body: bytes) -> None:
+        """Frame ``body`` and copy it after the last frame; an ``OSError`` when the file
+        cannot grow. The head goes first: a process killed before the body is whole
+        leaves a frame whose CRC does not match, which ends the file for a reader."""
+        at = self.end
+        end = at + _FRAME.size + len(body)
         if end > self._size:
             self._grow(end)
         if self._map is not None:
-            self._map[self.end : end] = frame
+            _FRAME.pack_into(self._map, at, len(body), zlib.crc32(body))
+            self._map[at + _FRAME.size : end] = body
         else:
-            _write_at(self._fd, frame, self.end)  # type: ignore[arg-type]
+            _write_at(self._fd, _FRAME.pack(len(body), zlib.crc32(body)) + body, at)  # type: ignore[arg-type]
         self.end = end
+
+    def rows(self) -> list[tuple[int, int, str, int, float, bytes]]:
+        """The rows of the frames appended since the file was last emptied."""
+        if self._map is not None:
+            return _frames(self._map[: self.end])
+        return _frames(self.path.read_bytes()[: self.end])
 
     def _grow(self, needed: int) -> None:
         """Open (the first time) or enlarge the file (and its map) to hold ``needed``
@@ -799,24 +805,38 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+@functools.cache
+def _packed_row(count: int) -> struct.Struct:
+    """The body of a spooled row of ``count`` values: :data:`_SPOOLED`, then the values
+    as little-endian float64 (the ``data`` of a packed row)."""
+    return struct.Struct(_SPOOLED.format + "d" * count)
+
+
+def _frames(buf: bytes) -> list[tuple[int, int, str, int, float, bytes]]:
+    """The rows of the whole frames at the start of ``buf``, as the database takes them
+    (a zero head, or a torn frame left by a process killed in the middle of a copy,
+    ends them)."""
+    rows = []
+    at = 0
+    while at + _FRAME.size <= len(buf):
+        length, crc = _FRAME.unpack_from(buf, at)
+        body = buf[at + _FRAME.size : at + _FRAME.size + length]
+        if length < _SPOOLED.size or len(body) != length or zlib.crc32(body) != crc:
+            break
+        seq, segment, names_id, step, wall_time = _SPOOLED.unpack_from(body)
+        rows.append((seq, segment, str(names_id), step, wall_time, body[_SPOOLED.size :]))
+        at += _FRAME.size + length
+    return rows
+
+
 def _spooled(paths: Sequence[Path]) -> list[tuple[int, int, str, int, float, bytes]]:
-    """The whole rows in the spool files, in sequence order (a torn last frame, left by a
-    process killed in the middle of a write, ends a file)."""
+    """The whole rows in the spool files, in sequence order."""
     rows = []
     for path in paths:
         try:
-            buf = path.read_bytes()
+            rows += _frames(path.read_bytes())
         except FileNotFoundError:
             continue
-        at = 0
-        while at + _FRAME.size <= len(buf):
-            length, crc = _FRAME.unpack_from(buf, at)
-            body = buf[at + _FRAME.size : at + _FRAME.size + length]
-            if length < _SPOOLED.size or len(body) != length or zlib.crc32(body) != crc:
-                break
-            seq, segment, names_id, step, wall_time = _SPOOLED.unpack_from(body)
-            rows.append((seq, segment, str(names_id), step, wall_time, body[_SPOOLED.size :]))
-            at += _FRAME.size + length
     rows.sort()
     return rows
 

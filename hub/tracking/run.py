@@ -7,7 +7,6 @@ return at once; ``finish`` waits for the loggers at most a deadline and returns 
 
 from __future__ import annotations
 
-import array
 import atexit
 import contextlib
 import hashlib
@@ -560,13 +559,11 @@ class Run:
             clean = self._redactor.name
             names = self._clean_names[keys] = tuple(clean(str(k)) for k in keys)
         try:
-            values = array.array("d", map(float, metrics.values()))
-            step = int(step)
+            self._journal.append_step(names, metrics.values(), int(step), wall)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"log_metrics needs a mapping of metric name to number and an int step; {exc}"
             ) from None
-        self._journal.append_step(names, values, step, wall)
         for w in self._workers:
             w.wake()
 

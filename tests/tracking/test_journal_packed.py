@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 from ember.hub.tracking import Capabilities, JournalReader, Logger, MetricRecord, Run
 from ember.hub.tracking.csv_logger import CSVLogger
 from ember.hub.tracking.journal import PACKED, PAGE_SIZE, Journal
@@ -172,4 +173,37 @@ def test_csv_rows_with_names_in_another_order_land_in_their_columns(tmp_path: Pa
         {"step": "1", "a": "3.0", "b": "4.0"},
         {"step": "2", "a": "", "b": "6.0"},
         {"step": "3", "a": "5.0", "b": "7.0"},
+    ]
+
+
+def test_any_number_is_recorded_and_a_bad_flush_records_nothing(tmp_path: Path) -> None:
+    """The values are packed straight into the spool: every kind of number a user logs
+    (ints, bools, fractions, decimals, numpy scalars) is stored as a float, and a flush
+    that is not all numbers is refused whole, with the run still usable."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    np = pytest.importorskip("numpy")
+    run = Run.start(tmp_path, [])
+    numbers = {"i": 3, "b": True, "f": Fraction(1, 4), "d": Decimal("2.5"), "n": np.float32(0.5)}
+    run.log_metrics(numbers, step=0)
+    for bad in ({"i": 1, "s": "high"}, {"big": 10**400}, {"none": None}):
+        with pytest.raises(TypeError, match="mapping of metric name to number"):
+            run.log_metrics(bad, step=1)
+    with pytest.raises(TypeError, match="int step"):
+        run.log_metrics({"i": 1.0}, step="one")  # type: ignore[arg-type]
+    run.log_metrics({"i": 4.0, "s": 5.0}, step=1)
+    run.finish()
+
+    with JournalReader(run.dir) as reader:
+        rows = reader.fetch_batch(0, ["metric"], 100)[0]
+    got = [(r.seq, r.name, r.step, r.value) for r in rows]
+    assert got == [
+        (1, "i", 0, 3.0),
+        (2, "b", 0, 1.0),
+        (3, "f", 0, 0.25),
+        (4, "d", 0, 2.5),
+        (5, "n", 0, 0.5),
+        (6, "i", 1, 4.0),  # the refused flushes took no sequence numbers
+        (7, "s", 1, 5.0),
     ]

@@ -265,6 +265,36 @@ def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
         assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
 
 
+@pytest.mark.parametrize("by", ["drain", "direct write"])
+def test_a_spool_that_cannot_be_read_back_fails_the_journal_and_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str
+) -> None:
+    """The training thread keeps no copy of a spooled row: the drain reads the rows back
+    from the spool. An I/O error there fails the journal like a failed commit (the next
+    write raises :class:`JournalWriteError`), and the spool is kept for the next open."""
+    monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
+    journal = Journal.create(tmp_path, "r1", "r1", time.time())
+    journal.begin_segment(None, os.getpid(), "host")
+    journal.append_step(["loss"], [1.0], 0, 1.0)
+
+    def unreadable(self: Any) -> list[Any]:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(journal_module._SpoolFile, "rows", unreadable)
+    if by == "drain":
+        assert journal.drain() is False
+    else:
+        with pytest.raises(JournalWriteError, match="Input/output error"):
+            journal.append("text", "note", 0, 1.0, {"text": "x"})
+    with pytest.raises(JournalWriteError, match="Input/output error"):
+        journal.append_step(["loss"], [2.0], 1, 2.0)
+    journal.close()
+    monkeypatch.undo()
+    assert _spooled_rows(tmp_path / SPOOL_FILES[0]) == 1
+    with JournalReader(tmp_path) as reader:
+        assert reader.metric_series("loss") == [(0, 1.0, 1.0)]
+
+
 def test_a_torn_frame_does_not_hide_what_the_resumed_process_spools(killed_run: Path) -> None:
     """Regression: a resumed process appended its frames after the torn one the kill left,
     where reading stops, so a second kill lost them."""
@@ -299,7 +329,8 @@ def test_a_reader_here_waits_for_a_drain_in_flight(
         monkeypatch.setattr(journal, "_ingest", slow_ingest)
         drain = threading.Thread(target=journal.drain)
         drain.start()
-        assert taken.wait(30) and not journal._pending  # taken, not committed
+        assert taken.wait(30)  # taken from the spool, not committed
+        assert not journal._spools[journal._spool_at].end
         threading.Timer(0.2, commit.set).start()
         with JournalReader(tmp_path) as reader:
             rows = reader.fetch_batch(0, ["metric"], 100)[0]
