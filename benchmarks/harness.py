@@ -312,17 +312,11 @@ def parse_args(
     a benchmark's own on/off ``switches`` (``{"--heavy": "help text"}``); with ``hidden``,
     ``--hidden N`` too, which widens the benchmark MLP (sets :data:`HIDDEN`) for a longer
     step."""
-    global HIDDEN
     parser = argparse.ArgumentParser(description=description)
     for flag, text in (switches or {}).items():
         parser.add_argument(flag, action="store_true", help=text)
     if hidden:
-        parser.add_argument(
-            "--hidden",
-            type=int,
-            default=HIDDEN,
-            help=f"hidden width of the MLP ({HIDDEN}; 4096 makes a step of about 1.6 ms)",
-        )
+        add_hidden_option(parser)
     parser.add_argument("--steps", type=int, default=1000, help="training steps per run (1000)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds (7)")
     parser.add_argument(
@@ -335,10 +329,26 @@ def parse_args(
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if hidden:
-        if args.hidden < 1:
-            parser.error("--hidden must be at least 1")
-        HIDDEN = args.hidden
+        use_hidden_option(parser, args)
     return args
+
+
+def add_hidden_option(parser: argparse.ArgumentParser) -> None:
+    """``--hidden N``: the MLP's hidden width, for a longer step (see :func:`parse_args`)."""
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        default=HIDDEN,
+        help=f"hidden width of the MLP ({HIDDEN}; 4096 makes a step of about 1.6 ms)",
+    )
+
+
+def use_hidden_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check ``--hidden`` and make it the width of every net built from now on."""
+    global HIDDEN
+    if args.hidden < 1:
+        parser.error("--hidden must be at least 1")
+    HIDDEN = args.hidden
 
 
 def prepare(steps: int) -> tuple[list[Batch], str, bool]:

@@ -12,8 +12,10 @@ share is not in the difference: ``logging_overhead.py --trackers`` (``ember jour
 only``) counts it.
 
 Run: ``python benchmarks/journal_cost.py [--steps 20000] [--block 100] [--repeats 3]
-[--json OUT]``. Prints, per repeat, the step time with the journal off and on (wall and
-training-thread CPU), the difference and the ratio; then the median over repeats.
+[--hidden 64] [--json OUT]`` (``--hidden``: the MLP's width, for a longer step; the
+journal's cost per flush does not grow with it). Prints, per repeat, the step time with
+the journal off and on (wall and training-thread CPU), the difference and the ratio; then
+the median over repeats.
 Information only: no target.
 """
 
@@ -28,7 +30,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ember.hub.tracking import Run
-from harness import Batch, make_batches, module_class, prepare
+from harness import (
+    Batch,
+    add_hidden_option,
+    make_batches,
+    module_class,
+    prepare,
+    use_hidden_option,
+)
 
 
 class AlternatingBlocks:
@@ -98,13 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=100, help="steps per block (100)")
     parser.add_argument("--repeats", type=int, default=3, help="fits (3)")
     parser.add_argument("--json", metavar="OUT", help="also write every measurement to OUT")
+    add_hidden_option(parser)
     args = parser.parse_args(argv)
+    use_hidden_option(parser, args)
     if args.steps < 6 * args.block:
         parser.error(f"--steps ({args.steps}) must be at least 6 blocks ({6 * args.block})")
     _, root, _ = prepare(0)
     batches = make_batches(args.steps)
     runs = []
-    print("journal off / on, µs per step (median over blocks of one fit)")
+    print(
+        "journal off / on, µs per step (median over blocks of one fit); "
+        f"MLP hidden width {args.hidden}"
+    )
     for i in range(args.repeats):
         r = measure(batches, args.block, root)
         runs.append(r)
