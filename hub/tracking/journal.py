@@ -453,8 +453,7 @@ class Journal:
         with self._drain_lock:
             with self._spool_lock:
                 spool = self._spools[self._spool_at]
-                failed = self._closed or self._failure is not None
-                if not spool.end or failed or self._pid != os.getpid():
+                if not spool.end or self._closed or self._pid != os.getpid():
                     return True
                 self._spool_at ^= 1  # appends go on in the other (empty) file meanwhile
             with self.lock:

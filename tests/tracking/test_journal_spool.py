@@ -247,18 +247,23 @@ def test_spooled_rows_a_failed_write_took_along_stay_for_the_next_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A direct write commits the spooled rows with it; when that transaction fails (a
-    full disk), the rows are in the spool only, and closing keeps the spool for the next
-    open instead of removing it."""
+    full disk), the rows are in the spool only, and closing (whose drain meets the same
+    full disk) keeps the spool for the next open instead of removing it."""
     monkeypatch.setattr(journal_module, "INGEST_INTERVAL_S", 3600.0)
     journal = Journal.create(tmp_path, "r1", "r1", time.time())
     journal.begin_segment(None, os.getpid(), "host")
     journal.append_step(["loss"], [1.0], 0, 1.0)
+    full = sqlite3.OperationalError("database or disk is full")
 
     def refused(seq: int) -> int:
-        raise sqlite3.OperationalError("database or disk is full")
+        raise full
+
+    def still_full(rows: list[Any]) -> None:
+        raise journal._failed(full)
 
     with pytest.raises(JournalWriteError, match="the disk is full"):
         journal._direct(refused)
+    monkeypatch.setattr(journal, "_ingest", still_full)
     journal.close()
     assert _spooled_rows(tmp_path / SPOOL_FILES[0]) == 1
     with JournalReader(tmp_path) as reader:
