@@ -226,21 +226,34 @@ def max_weight_diff(a: nn.Module, b: nn.Module) -> float:
 
 
 def interleaved(
-    contenders: dict[str, Runner], batches: list[Batch], warmup: int, rounds: int
+    contenders: dict[str, Runner],
+    batches: list[Batch],
+    warmup: int,
+    rounds: int,
+    own_batches: dict[str, list[Batch]] | None = None,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
     """Run every contender ``rounds`` times, rotating the order each round, after one
     untimed warm-up round; return the per-round series and the parity of each contender's
-    trained weights against the first contender's."""
+    trained weights against the first contender's trained on the same batches.
+    ``own_batches``: the contenders that train on other batches than ``batches`` (fewer
+    steps, for a contender whose every step is slow)."""
     names = list(contenders)
-    warm = {name: timed_run(contenders[name], batches, warmup)[2] for name in names}
-    parity = {name: max_weight_diff(warm[names[0]], warm[name]) for name in names[1:]}
+    data = {name: (own_batches or {}).get(name, batches) for name in names}
+    warm = {name: timed_run(contenders[name], data[name], warmup)[2] for name in names}
+    references: dict[int, nn.Module] = {id(batches): warm[names[0]]}
+    parity = {}
+    for name in names[1:]:
+        key = id(data[name])
+        if key not in references:
+            references[key] = timed_run(contenders[names[0]], data[name], warmup)[2]
+        parity[name] = max_weight_diff(references[key], warm[name])
     series: dict[str, dict[str, list[float]]] = {
         name: {"us_per_step": [], "fixed_ms": []} for name in names
     }
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            per_step, fixed_ms, _ = timed_run(contenders[name], batches, warmup)
+            per_step, fixed_ms, _ = timed_run(contenders[name], data[name], warmup)
             series[name]["us_per_step"].append(per_step)
             series[name]["fixed_ms"].append(fixed_ms)
     return series, parity
