@@ -421,7 +421,7 @@ def main_trackers(args: argparse.Namespace) -> int:
         # Lightning sends every step from the training thread: its cost is the same from
         # the first step, and its MLflow row takes 10 ms or more per step
         short = batches[: args.steps]
-        lightning = {name: short for name in runners if "lightning" in name and short != batches}
+        lightning = {n: short for n in runners if "lightning" in n and len(short) < len(batches)}
         series, parity = interleaved(runners, batches, args.warmup, args.rounds, lightning)
     finally:
         server.stop()
