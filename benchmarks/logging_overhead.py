@@ -563,7 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}"
     )
     print("\n(overhead = µs/step over raw)")
-    print_table({n: v for n, v in summary.items() if n not in lightning_summary}, "raw")
+    # Lightning's rows (and the raw loop on their batches) have a table of their own
+    print_table(
+        {n: v for n, v in summary.items() if not n.startswith(("lightning", RAW_SHORT))}, "raw"
+    )
     if with_lightning:
         print(
             f"\nLightning, {len(short)} steps per run (overhead = µs/step over "
