@@ -33,8 +33,10 @@ module with ``logger=False``. Target: (b heavy)/(a heavy) <= 1.25 per step.
 Trackers mode (``--trackers``): real trackers, with ``log_every_n_steps=1`` (every step
 reaches the tracker): a real ``mlflow server`` started on 127.0.0.1 for the run, and
 TensorBoard event files. Contenders: ember with no logger, ember with
-``logger={"name": "mlflow", "tracking_uri": <server>}`` and with ``logger="tensorboard"``
-(each run finished inside the timed call, so draining the queue counts in "fixed ms"),
+``logger={"name": "mlflow", "tracking_uri": <server>}`` and with ``logger="tensorboard"``,
+each delivered from threads (the default) and from ember's delivery process
+(``logger_delivery="process"``, rows ending in ", process"); each run finished inside
+the timed call, so draining the queue counts in "fixed ms";
 and Lightning with no logger, with its ``MLFlowLogger`` on the same server and with its
 ``TensorBoardLogger``. Target: each ember tracker row within 5% of ember with no logger
 per step (ratio of the medians); Lightning's rows are shown for comparison (its MLflow
@@ -110,6 +112,9 @@ RAW_SHORT = "raw2"
 #: ember with no logger while ``mlflow_load.py`` keeps the MLflow server busy
 LOADED = "ember no logger, server load"
 MLFLOW_ROW = "ember mlflow server"
+#: the same, delivering from ember's delivery process (``logger_delivery="process"``)
+MLFLOW_PROCESS_ROW = "ember mlflow server, process"
+PROCESS = {"logger_delivery": "process"}
 #: ember with the run journal and no logger (``logger=[]``)
 JOURNAL = "ember journal only"
 
@@ -374,9 +379,17 @@ def tracker_contenders(
         ),
         LOADED: load.measured(LOADED, load.loaded(no_logger)),
     }
+    # the same loggers delivering from ember's delivery process instead of threads
+    runners[MLFLOW_PROCESS_ROW] = load.measured(
+        MLFLOW_PROCESS_ROW,
+        finished_ember_runner(lambda: {**common, "logger": mlflow, **PROCESS}),
+    )
     if ember_has_logger("tensorboard"):
         runners["ember tensorboard"] = finished_ember_runner(
             lambda: {**common, "logger": "tensorboard"}
+        )
+        runners["ember tensorboard, process"] = finished_ember_runner(
+            lambda: {**common, "logger": "tensorboard", **PROCESS}
         )
     else:
         print("ember-tensorboard is not installed: its row is skipped\n")
@@ -480,7 +493,12 @@ def main_trackers(args: argparse.Namespace) -> int:
         f"ember with no logger; against it, ember's MLflow row is {own:.3f} "
         f"(per round {per_round(series, MLFLOW_ROW, LOADED)}): what ember's own process pays"
     )
-    for name in (MLFLOW_ROW, LOADED):
+    own_process = medians[MLFLOW_PROCESS_ROW] / medians[LOADED]
+    print(
+        f"  and its MLflow row delivering from the delivery process is {own_process:.3f} "
+        f"(per round {per_round(series, MLFLOW_PROCESS_ROW, LOADED)})"
+    )
+    for name in (MLFLOW_ROW, MLFLOW_PROCESS_ROW, LOADED):
         cpu = load.cpu[name]
         print(f"  mlflow server CPU, {name}: {statistics.median(cpu):.0f} µs per step (median)")
 
@@ -507,6 +525,7 @@ def main_trackers(args: argparse.Namespace) -> int:
             "ratios_vs_no_logger": ratios,
             "ratios_vs_journal_only": beyond_journal,
             "mlflow_vs_no_logger_with_server_load": own,
+            "mlflow_process_vs_no_logger_with_server_load": own_process,
             "server_cpu_us_per_step": load.cpu,
             "parity": parity,
             "targets": verdicts,

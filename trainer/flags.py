@@ -180,6 +180,8 @@ class TrainerFlags:
     #: print the end-of-fit summary (``None`` given: follows ``enable_progress_bar``)
     enable_fit_summary: bool
     logger_timeout: float
+    #: where the loggers' delivery workers run: ``"thread"`` or ``"process"``
+    logger_delivery: str
 
     @classmethod
     def check(
@@ -214,6 +216,7 @@ class TrainerFlags:
         reload_dataloaders_every_n_epochs: int = 0,
         default_root_dir: str | os.PathLike[str] | None = None,
         logger_timeout: float = 30.0,
+        logger_delivery: str = "thread",
     ) -> TrainerFlags:
         """Check every flag; raise :class:`MisconfigurationError` naming the first bad one."""
         steps = _check_int("max_steps", max_steps, -1, " (-1 for no limit)")
@@ -282,6 +285,12 @@ class TrainerFlags:
                 "logger_timeout must be a number of seconds >= 0 (how long the end of a run "
                 f"waits for loggers to deliver); got {logger_timeout!r}"
             )
+        if logger_delivery not in ("thread", "process"):
+            raise MisconfigurationError(
+                "logger_delivery must be 'thread' (the loggers deliver from threads of the "
+                "training process) or 'process' (from a helper process of their own, so that "
+                f"no logger code competes with training); got {logger_delivery!r}"
+            )
         switches = {
             "enable_checkpointing": _check_bool(
                 "enable_checkpointing", enable_checkpointing, "whether fit saves checkpoints"
@@ -335,6 +344,7 @@ class TrainerFlags:
             if switches["enable_fit_summary"] is None
             else switches["enable_fit_summary"],
             logger_timeout=float(logger_timeout),
+            logger_delivery=logger_delivery,
         )
 
 

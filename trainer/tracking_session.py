@@ -25,14 +25,16 @@ class TrackingSession:
     point (:meth:`start`) and ends with it (:meth:`finish`).
     """
 
-    def __init__(self, logger: LoggerArg, timeout: float, plugins: PluginManager) -> None:
+    def __init__(
+        self, logger: LoggerArg, timeout: float, plugins: PluginManager, delivery: str = "thread"
+    ) -> None:
         # the pipeline (SQLite, threads) is imported with the first trainer, not with
         # ``import ember.trainer``
         from ember.hub.tracking import DeliveryPolicy, DisabledRun, resolve_loggers
 
         self.plugins = plugins
         self.entries: list[LoggerEntry] | None = resolve_loggers(logger, plugin_manager=plugins)
-        self._policy = DeliveryPolicy(finalize_timeout=timeout)
+        self._policy = DeliveryPolicy(finalize_timeout=timeout, process=delivery == "process")
         #: the run of the running (or last) entry point
         self.run: Run = DisabledRun()
         #: the identity of the last run: later entry points continue it

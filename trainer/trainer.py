@@ -105,6 +105,7 @@ class Trainer:
         precision: str | int | Mapping[str, Any] | Precision = "32-true",
         logger: LoggerArg = None,
         logger_timeout: float = 30.0,
+        logger_delivery: str = "thread",
         callbacks: Iterable[Any] | Any | None = None,
         fast_dev_run: bool | int = False,
         max_epochs: int | None = None,
@@ -149,7 +150,9 @@ class Trainer:
             )
         self.plugin_manager = plugin_manager if plugin_manager is not None else get_plugin_manager()
         # loggers are resolved now, so that a misspelled name or option fails here
-        self.tracking = TrackingSession(logger, self.flags.logger_timeout, self.plugin_manager)
+        self.tracking = TrackingSession(
+            logger, self.flags.logger_timeout, self.plugin_manager, self.flags.logger_delivery
+        )
         self.hardware = Hardware.resolve(
             self.plugin_manager, accelerator, strategy, devices, precision, num_nodes
         )

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -267,6 +268,26 @@ class LoggerConformance:
         assert set(got) == set(expected)
         for key, value in expected.items():
             assert _same(got[key], value, self.rel_tol), (key, got[key], value)
+
+    def test_a_copy_made_before_open_delivers(
+        self, make_logger: Callable[[], Logger], ember_run_info: RunInfo
+    ) -> None:
+        """With ``logger_delivery="process"`` ember pickles the logger before ``open`` and
+        a copy delivers, in ember's delivery process: the copy must pickle and work."""
+        try:
+            logger = pickle.loads(pickle.dumps(make_logger()))
+        except Exception as exc:
+            pytest.fail(
+                f"the logger cannot be pickled before open ({type(exc).__name__}: {exc}): "
+                "logger_delivery='process' copies it into another process. Build SDK "
+                "objects, locks and connections in open(), not in __init__"
+            )
+        logger.open(ember_run_info)
+        sent = _records(range(0, 5))
+        logger.log_metrics(sent)
+        logger.finalize("success")
+        got = self._metric_map(self.read_back(logger, ember_run_info))
+        assert set(got) == {(r.name, r.step) for r in sent}
 
     def test_hyperparams_nested(
         self, make_logger: Callable[[], Logger], ember_run_info: RunInfo

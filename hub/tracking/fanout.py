@@ -51,7 +51,10 @@ class DeliveryPolicy:
     batches instead of one small one per step (each batch costs a query, a logger call
     and a cursor update, all competing with training for the interpreter; and a tracker
     that answers fast would otherwise get one small batch after another); a flush, a stop
-    or an escape-hatch call cuts the wait short.
+    or an escape-hatch call cuts the wait short. ``process``: the workers run in a helper
+    process of their own instead of threads of the training process
+    (:mod:`ember.hub.tracking.courier`), so that no logger code competes with training for
+    the interpreter lock.
     """
 
     batch_size: int = 1000
@@ -60,6 +63,7 @@ class DeliveryPolicy:
     max_backoff: float = 30.0
     finalize_timeout: float = 30.0
     linger: float = 0.25
+    process: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_attempts < 1:
@@ -154,10 +158,15 @@ class Worker(threading.Thread):
         if not self._wake.is_set():
             self._wake.set()
 
-    def submit(self, after_seq: int, fn: Callable[[Any], Any]) -> Future[Any]:
-        """Run ``fn(logger.experiment)`` on this thread once every record up to
-        ``after_seq`` was delivered, before any later one; the future holds its result."""
+    def submit(
+        self, after_seq: int, fn: Callable[[Any], Any], *, on_logger: bool = False
+    ) -> Future[Any]:
+        """Run ``fn(logger.experiment)`` (``fn(logger)`` with ``on_logger``) on this thread
+        once every record up to ``after_seq`` was delivered, before any later one; the
+        future holds its result."""
         future: Future[Any] = Future()
+        if not on_logger:
+            fn = partial(_on_experiment, fn)
         with self._calls_lock:
             if self._calls_closed or self._stopping.is_set():
                 future.set_exception(
@@ -306,10 +315,10 @@ class Worker(threading.Thread):
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                result = fn(self.entry.logger.experiment)
+                result = fn(self.entry.logger)
             except Exception as exc:  # the user's code: reported, never retried
                 log.warning(
-                    "ember: a call on logger %r's experiment raised %s: %s",
+                    "ember: a call on logger %r raised %s: %s",
                     self.entry.label,
                     type(exc).__name__,
                     self.redactor.text(str(exc)),
@@ -532,6 +541,10 @@ def finish_workers(workers: Sequence[Worker], status: str, timeout: float) -> No
     for w in workers:
         if w.is_alive():
             w.abandon()
+
+
+def _on_experiment(fn: Callable[[Any], Any], logger: Logger) -> Any:
+    return fn(logger.experiment)
 
 
 def _first_seq(row: MetricRecord | PackedStep | Row) -> int:

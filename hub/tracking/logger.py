@@ -3,7 +3,9 @@
 A logger sees plain data only (``str``, ``int``, ``float``, nested ``dict`` of those, file
 paths), never tensors, so a tracker plugin needs no torch. ember calls a logger from one
 dedicated worker thread, never from the training thread, and never from two threads at
-once; a logger therefore needs no locking of its own.
+once; a logger therefore needs no locking of its own. With ``logger_delivery="process"``
+that thread is in ember's delivery process, which receives the logger pickled, before
+``open``.
 """
 
 from __future__ import annotations

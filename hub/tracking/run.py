@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ember.hub.errors import OptionsError, PluginLoadError
+from ember.hub.tracking.courier import Courier, RemoteWorker, WorkerSpec
 from ember.hub.tracking.fanout import (
     DeliveryPolicy,
     LoggerEntry,
@@ -267,16 +268,21 @@ class Run:
         journal: Journal,
         info: RunInfo,
         entries: Sequence[LoggerEntry],
-        workers: Sequence[Worker],
+        workers: Sequence[Worker | RemoteWorker],
         deferred: Mapping[str, str],
         unsupported: Mapping[str, tuple[str, ...]],
         policy: DeliveryPolicy,
         redactor: Redactor,
+        courier: Courier | None = None,
     ) -> None:
         self._journal = journal
         self.info = info
         self._entries = list(entries)
         self._workers = list(workers)
+        #: the delivery process, when the loggers deliver from one (``DeliveryPolicy.process``)
+        self._courier = courier
+        #: the worker threads of this process, woken at every record
+        self._wakers = [w for w in self._workers if isinstance(w, Worker)]
         self._deferred = dict(deferred)
         self._unsupported = dict(unsupported)
         self._policy = policy
@@ -436,7 +442,7 @@ class Run:
 
         with JournalReader(journal.path) as reader:
             cursors = reader.cursors()
-        workers: list[Worker] = []
+        specs: list[WorkerSpec] = []
         deferred: dict[str, str] = {}
         unsupported: dict[str, tuple[str, ...]] = {}
         cannot_rewind: list[str] = []
@@ -480,18 +486,7 @@ class Run:
                     stacklevel=3,
                 )
                 continue
-            workers.append(
-                Worker(
-                    entry,
-                    journal,
-                    logger_info,
-                    policy,
-                    redactor,
-                    start_seq=start_seq,
-                    skipped=skipped,
-                    sync_hint=hint,
-                )
-            )
+            specs.append(WorkerSpec(entry, logger_info, start_seq, skipped, hint))
         if cannot_rewind:
             warnings.warn(
                 f"logger(s) {', '.join(map(repr, cannot_rewind))} cannot delete the steps "
@@ -502,6 +497,26 @@ class Run:
                 stacklevel=3,
             )
             journal.event("warning", {"cannot_rewind": cannot_rewind, "step": from_step})
+        courier = None
+        workers: list[Worker | RemoteWorker]
+        if policy.process and specs:
+            courier = Courier(journal, specs, policy)
+            journal.event("courier", {"pid": courier.pid})
+            workers = list(courier.workers)
+        else:
+            workers = [
+                Worker(
+                    s.entry,
+                    journal,
+                    s.run_info,
+                    policy,
+                    redactor,
+                    start_seq=s.start_seq,
+                    skipped=s.skipped,
+                    sync_hint=s.sync_hint,
+                )
+                for s in specs
+            ]
         run = cls(
             journal=journal,
             info=info,
@@ -511,8 +526,9 @@ class Run:
             unsupported=unsupported,
             policy=policy,
             redactor=redactor,
+            courier=courier,
         )
-        for w in workers:
+        for w in run._wakers:
             w.start()
         _track(run)
         return run
@@ -564,7 +580,7 @@ class Run:
             raise TypeError(
                 f"log_metrics needs a mapping of metric name to number and an int step; {exc}"
             ) from None
-        for w in self._workers:
+        for w in self._wakers:
             w.wake()
 
     def log_records(self, records: Iterable[MetricRecord]) -> None:
@@ -572,7 +588,7 @@ class Run:
         clean = self._redactor.name
         rows = [(clean(r.name), float(r.value), int(r.step), r.wall_time) for r in records]
         self._journal.append_metrics(rows)
-        for w in self._workers:
+        for w in self._wakers:
             w.wake()
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
@@ -645,7 +661,7 @@ class Run:
             self._kinds_seen.add(kind)
             self._warn_unsupported(kind)
         self._journal.append(kind, name, step, time.time(), data)
-        for w in self._workers:
+        for w in self._wakers:
             w.wake()
 
     def _warn_unsupported(self, kind: str) -> None:
@@ -678,9 +694,12 @@ class Run:
         if self.report is not None:
             return self.report
         timeout = self._policy.finalize_timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        for w in self._workers:
-            w.flush(max(0.0, deadline - time.monotonic()))
+        if self._courier is not None:
+            self._courier.flush(timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            for w in self._wakers:
+                w.flush(max(0.0, deadline - time.monotonic()))
         with JournalReader(self._journal.path) as reader:
             return self._build_report(reader, "running")
 
@@ -719,7 +738,10 @@ class Run:
         if math.isnan(timeout) or timeout < 0:
             raise ValueError(f"finish(timeout=...) takes seconds, at least 0; got {timeout!r}")
         self._journal.event("status", {"status": status})
-        finish_workers(self._workers, status, timeout)
+        if self._courier is not None:
+            self._courier.finish(status, timeout)
+        else:
+            finish_workers(self._wakers, status, timeout)
         with JournalReader(self._journal.path) as reader:
             report = self._build_report(reader, status)
         self._journal.close()
@@ -876,7 +898,9 @@ class LoggerHandle:
     """The user's handle on one logger of a live run: its label, its capabilities, and
     :meth:`call`, the escape hatch to the tracker's own object."""
 
-    def __init__(self, entry: LoggerEntry, worker: Worker | None, journal: Journal) -> None:
+    def __init__(
+        self, entry: LoggerEntry, worker: Worker | RemoteWorker | None, journal: Journal
+    ) -> None:
         self._entry = entry
         self._worker = worker
         self._journal = journal
@@ -904,7 +928,10 @@ class LoggerHandle:
         Returns a future with ``fn``'s result (or its exception; a call is never retried).
         The call is not journaled, since a callable cannot be replayed: ``ember sync`` and a
         logger that fell behind and was quarantined never run it. Copy tensors you pass in
-        (``t.detach().cpu().clone()``): ``fn`` runs later, on another thread.
+        (``t.detach().cpu().clone()``): ``fn`` runs later, on another thread. When the
+        loggers deliver from ember's delivery process (``DeliveryPolicy(process=True)``),
+        ``fn`` and its result are pickled: a function defined at the top level of a
+        module (or ``functools.partial`` of one), not a lambda or a closure.
         """
         caps = self.capabilities
         if not caps.experiment:
@@ -912,6 +939,17 @@ class LoggerHandle:
                 f"logger {self.name!r} ({type(self._entry.logger).__name__}) has no experiment "
                 "object to call (it does not declare Capabilities(experiment=True))"
             )
+        return self._submit(fn, on_logger=False)
+
+    def call_logger(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run ``fn(logger)`` on the logger object that delivers, like :meth:`call`: on
+        its worker thread, or in ember's delivery process (where :attr:`logger` is not
+        that object), in order with the records. For a logger plugin's own hooks, which
+        hand their logger something from the training process (ember-tensorboard's
+        graph); ``fn`` must then pickle, as for :meth:`call`."""
+        return self._submit(fn, on_logger=True)
+
+    def _submit(self, fn: Callable[[Any], Any], *, on_logger: bool) -> Future[Any]:
         worker = self._worker
         if worker is None:
             raise RuntimeError(
@@ -924,7 +962,7 @@ class LoggerHandle:
             after = self._journal.last_seq()
         except JournalError:
             raise RuntimeError(f"logger {self.name!r} is not running (the run finished)") from None
-        return worker.submit(after, fn)
+        return worker.submit(after, fn, on_logger=on_logger)
 
     def __repr__(self) -> str:
         return f"<LoggerHandle {self.name!r}>"

@@ -310,9 +310,11 @@ def test_entry_point_imports_no_mlflow_and_telemetry_stays_off(tmp_path: Path) -
     assert out.stdout.split()[-1] == "false"
 
 
-def test_a_trainer_chooses_it_by_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize("delivery", ["thread", "process"])
+def test_a_trainer_chooses_it_by_name(tmp_path: Path, delivery: str) -> None:
     """``Trainer(logger="mlflow")``: metrics of every step, hyperparameters, the best
-    checkpoint and the final status land in the default store."""
+    checkpoint and the final status land in the default store, delivered from a thread
+    or from ember's delivery process."""
     import torch
     from ember.trainer import EmberModule, Trainer
     from ember.trainer.callbacks import ModelCheckpoint
@@ -349,6 +351,7 @@ def test_a_trainer_chooses_it_by_name(tmp_path: Path) -> None:
         default_root_dir=str(tmp_path),
         max_epochs=2,
         logger="mlflow",
+        logger_delivery=delivery,
         log_every_n_steps=1,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -63,14 +63,28 @@ def ember_loggers() -> Iterator[LoggerSpec]:
 @hookimpl
 def ember_on_fit_start(trainer: Any, module: Any) -> None:
     """``log_graph=True``: trace the module on the training thread (where it is safe to
-    run it) and hand the graph to each such TensorBoard logger."""
-    loggers = [h.logger for h in getattr(trainer, "loggers", ())]
-    wanted = [lg for lg in loggers if getattr(lg, "log_graph", False) and lg.name == "tensorboard"]
-    if not wanted:
+    run it) and hand the graph to each such TensorBoard logger, where it delivers (its
+    worker thread, or ember's delivery process)."""
+    handles = [
+        h
+        for h in getattr(trainer, "loggers", ())
+        if getattr(h.logger, "log_graph", False) and h.logger.name == "tensorboard"
+    ]
+    if not handles:
         return
+    import functools
+    import warnings
+
     from ember_tensorboard.graph import module_graph
+    from ember_tensorboard.logger import TensorBoardLogger
 
     graph = module_graph(module)
-    if graph is not None:
-        for logger in wanted:
-            logger.queue_graph(graph)
+    if graph is None:
+        return
+    for handle in handles:
+        try:
+            handle.call_logger(functools.partial(TensorBoardLogger.queue_graph, graph_def=graph))
+        except RuntimeError as exc:  # not delivering (offline, stopped): train on
+            warnings.warn(
+                f"ember-tensorboard: no graph was written ({exc})", UserWarning, stacklevel=2
+            )

@@ -366,8 +366,8 @@ class TensorBoardLogger(Logger):
 
     # ------------------------------------------------------------------ graph
     def queue_graph(self, graph_def: bytes) -> None:
-        """Hand over the module's serialized graph (from the training thread); this
-        logger writes it with its next delivery, on its own thread."""
+        """Hold the module's serialized graph (handed over by the plugin's fit-start hook
+        through ``LoggerHandle.call_logger``), to write with the next delivery."""
         self._pending_graph = graph_def
 
     def _write_graph(self) -> None:

@@ -67,8 +67,10 @@ class Model(EmberModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-def test_a_fit_and_a_test_land_in_one_folder_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("delivery", ["thread", "process"])
+def test_a_fit_and_a_test_land_in_one_folder_whole(tmp_path: Path, delivery: str) -> None:
     trainer = Trainer(
+        logger_delivery=delivery,
         max_epochs=2,
         log_every_n_steps=1,
         default_root_dir=str(tmp_path),
