@@ -152,7 +152,6 @@ class Courier:
         policy: DeliveryPolicy,
     ) -> None:
         self._journal = journal
-        self._policy = policy
         self.workers = [RemoteWorker(self, spec) for spec in specs]
         self._by_key = {w.entry.key: w for w in self.workers}
         payload = []
@@ -186,7 +185,7 @@ class Courier:
         try:
             self._start(payload, policy)
         except BaseException:
-            self._kill()
+            self.kill()
             raise
 
     def _start(self, payload: list[Any], policy: DeliveryPolicy) -> None:
@@ -294,14 +293,15 @@ class Courier:
             self._update(states)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(REPLY_MARGIN_S * 4)
-        self._kill()
+        self.kill()
         self._gone.wait(REPLY_MARGIN_S * 4)
         for worker in self.workers:
             if worker.state.startswith(("starting", "running")):
                 worker.state = "timed out"
                 self._save(worker)
 
-    def _kill(self) -> None:
+    def kill(self) -> None:
+        """End the courier now: no more deliveries, nothing finalized."""
         self.alive = False
         if self._proc.poll() is None:
             self._proc.kill()

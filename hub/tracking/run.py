@@ -501,7 +501,11 @@ class Run:
         workers: list[Worker | RemoteWorker]
         if policy.process and specs:
             courier = Courier(journal, specs, policy)
-            journal.event("courier", {"pid": courier.pid})
+            try:
+                journal.event("courier", {"pid": courier.pid})
+            except BaseException:
+                courier.kill()
+                raise
             workers = list(courier.workers)
         else:
             workers = [
