@@ -41,7 +41,7 @@ from ember.hub.tracking.fanout import (
     LoggerEntry,
     Worker,
     finish_workers,
-    logger_report,
+    worker_report,
 )
 from ember.hub.tracking.journal import Journal, JournalError, JournalReader
 from ember.hub.tracking.logger import RunInfo
@@ -126,19 +126,7 @@ class RemoteWorker:
 
     def report(self, reader: JournalReader, unsupported: Sequence[str] = ()) -> LoggerReport:
         """Delivered / pending / failed, counted from the journal."""
-        return logger_report(
-            reader,
-            key=self.entry.key,
-            label=self.entry.label,
-            kinds=self.kinds,
-            cursor=self.cursor,
-            skipped=self.skipped,
-            failed_batch=self.failed,
-            state=self.state,
-            error=self.error,
-            unsupported=tuple(unsupported),
-            sync_command=self.sync_hint,
-        )
+        return worker_report(self, reader, unsupported, self.state)
 
 
 class Courier:

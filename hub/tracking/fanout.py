@@ -483,19 +483,27 @@ class Worker(threading.Thread):
 
     def report(self, reader: JournalReader, unsupported: Sequence[str] = ()) -> LoggerReport:
         """Delivered / pending / failed, counted from the journal."""
-        return logger_report(
-            reader,
-            key=self.entry.key,
-            label=self.entry.label,
-            kinds=self.kinds,
-            cursor=self.cursor,
-            skipped=self.skipped,
-            failed_batch=self.failed,
-            state=self._live_state(),
-            error=self.error,
-            unsupported=tuple(unsupported),
-            sync_command=self.sync_hint,
-        )
+        return worker_report(self, reader, unsupported, self._live_state())
+
+
+def worker_report(
+    worker: Any, reader: JournalReader, unsupported: Sequence[str], state: str
+) -> LoggerReport:
+    """The report of ``worker`` (a :class:`Worker`, or its stand-in for one in ember's
+    delivery process) in ``state``, from its cursor and the journal."""
+    return logger_report(
+        reader,
+        key=worker.entry.key,
+        label=worker.entry.label,
+        kinds=worker.kinds,
+        cursor=worker.cursor,
+        skipped=worker.skipped,
+        failed_batch=worker.failed,
+        state=state,
+        error=worker.error,
+        unsupported=tuple(unsupported),
+        sync_command=worker.sync_hint,
+    )
 
 
 def logger_report(
