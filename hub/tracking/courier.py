@@ -53,8 +53,6 @@ START_TIMEOUT_S = 120.0
 #: what the courier is given less than a flush's or a stop's timeout, to answer in time
 REPLY_MARGIN_S = 0.5
 _LENGTH = struct.Struct("<Q")
-#: the figures of a worker the courier reports (the columns of its journal cursor)
-_FIGURES = ("seq", "skipped", "failed", "state", "error", "tracker_ref", "finalized")
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
@@ -157,6 +155,7 @@ class Courier:
         self._answers: dict[int, Any] = {}
         self._waiting: dict[int, threading.Event] = {}
         self._futures: dict[int, Future[Any]] = {}
+        #: the courier answered the stop, or is being ended on purpose
         self._stopped = threading.Event()
         self._gone = threading.Event()
         self.alive = False
@@ -281,6 +280,8 @@ class Courier:
             self._update(states)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(REPLY_MARGIN_S * 4)
+        # ended on purpose: a logger still delivering now timed out, it did not crash
+        self._stopped.set()
         self.kill()
         self._gone.wait(REPLY_MARGIN_S * 4)
         for worker in self.workers:

@@ -319,3 +319,22 @@ def test_call_logger_reaches_the_logger_that_delivers(tmp_path: Path, process: b
     kinds = [(e["type"], e.get("step", e.get("text"))) for e in read_jsonl(target)]
     assert kinds == [("metric", 1), ("note", "handed over"), ("metric", 2), ("finalize", None)]
     assert handle.logger.received == ([] if process else [e for e in read_jsonl(target)])
+
+
+def test_a_delivery_process_that_does_not_answer_is_killed_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "rec.jsonl"
+    run = Run.start(tmp_path, loggers=[RecorderLogger(str(target))], policy=POLICY)
+    for step in range(50):
+        run.log_metrics({"loss": float(step)}, step=step)
+    pid = courier_pid(run.dir)
+    os.kill(pid, signal.SIGSTOP)  # frozen: it reads nothing and answers nothing
+    began = time.monotonic()
+    report = run.finish("success", timeout=2)
+    assert time.monotonic() - began < 6
+    (entry,) = report.loggers
+    assert entry.state == "timed out" and not report.complete, entry
+    with JournalReader(run.dir) as reader:
+        assert reader.cursors()["recorder"]["state"] == "timed out"
+    wait_for(lambda: ended(pid), timeout=10, what="the delivery process to be killed")
