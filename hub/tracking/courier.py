@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from ember.hub.errors import OptionsError
@@ -393,8 +394,6 @@ class _CursorLink:
     saves sent to the training process, which holds the journal's only writer."""
 
     def __init__(self, path: str, send: Callable[[Any], None]) -> None:
-        from pathlib import Path
-
         self.path = Path(path)
         self._send = send
 
@@ -488,11 +487,9 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
             send(("result", request, False, _picklable(error)))
             return
         try:
-            pickle.dumps(future.result())
-        except Exception as exc:
-            send(("result", request, False, TypeError(f"the result cannot be sent back: {exc}")))
-        else:
             send(("result", request, True, future.result()))
+        except Exception as exc:  # the result does not pickle: nothing was written
+            send(("result", request, False, TypeError(f"the result cannot be sent back: {exc}")))
 
     while True:
         message = _receive(inp)

@@ -27,7 +27,14 @@ from ember_fixture_trackers.loggers import FaultyLogger, RecorderLogger
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
-from tracking_helpers import NotebookLogger, read_jsonl, run_ember, wait_for, write_note
+from tracking_helpers import (
+    NotebookLogger,
+    make_lock,
+    read_jsonl,
+    run_ember,
+    wait_for,
+    write_note,
+)
 
 POLICY = DeliveryPolicy(
     process=True, backoff=0.01, max_backoff=0.05, max_attempts=3, finalize_timeout=30
@@ -151,6 +158,9 @@ def test_the_escape_hatch_is_sent_to_the_delivery_process_and_runs_in_order(
     failing = run.loggers["notebook"].call(functools.partial(write_note, text=None, extra=1))
     with pytest.raises(TypeError, match="extra"):
         failing.result(timeout=60)
+    unsendable = run.loggers["notebook"].call(make_lock)
+    with pytest.raises(TypeError, match="the result cannot be sent back"):
+        unsendable.result(timeout=60)
     assert run.finish("success").complete
     kinds = [(e["type"], e.get("step", e.get("text"))) for e in read_jsonl(target)]
     assert kinds == [("metric", 1), ("note", "between"), ("metric", 2), ("finalize", None)]

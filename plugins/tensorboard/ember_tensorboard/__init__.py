@@ -6,6 +6,8 @@ nothing else. TensorBoard itself is imported when a logger is built.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,9 +74,6 @@ def ember_on_fit_start(trainer: Any, module: Any) -> None:
     ]
     if not handles:
         return
-    import functools
-    import warnings
-
     from ember_tensorboard.graph import module_graph
     from ember_tensorboard.logger import TensorBoardLogger
 
