@@ -4,6 +4,7 @@ that says what to pass, and every other part reads the result, a frozen object."
 from __future__ import annotations
 
 import errno
+import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -346,6 +347,18 @@ class TrainerFlags:
             logger_timeout=float(logger_timeout),
             logger_delivery=logger_delivery,
         )
+
+
+def flag_problem(flags: Mapping[str, Any]) -> str | None:
+    """What :meth:`TrainerFlags.check` says about the first bad value among ``flags``
+    (flags it does not take are left out), or None: for checking a run file's
+    ``[trainer]`` table before anything is built."""
+    taken = inspect.signature(TrainerFlags.check).parameters
+    try:
+        TrainerFlags.check(**{k: v for k, v in flags.items() if k in taken})
+    except MisconfigurationError as exc:
+        return str(exc)
+    return None
 
 
 class UnknownArgumentError(MisconfigurationError, TypeError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,13 +82,17 @@ class Engine:
     trainer_init: Callable[..., Any]
     module_base: type | None = None
     datamodule_base: type | None = None
+    #: the engine's own check of flag values (a type alone does not make a value right):
+    #: the message of the first bad one among the flags given, or None
+    flag_problem: Callable[[Mapping[str, Any]], str | None] | None = None
 
     @classmethod
     def load(cls) -> Engine:
         """The installed ember.trainer (imports torch)."""
         from ember.trainer import EmberDataModule, EmberModule, Trainer
+        from ember.trainer.flags import flag_problem
 
-        return cls(Trainer.__init__, EmberModule, EmberDataModule)
+        return cls(Trainer.__init__, EmberModule, EmberDataModule, flag_problem)
 
     def trainer_fields(self) -> Fields:
         """The Trainer's flags as a table schema, read from its signature (once)."""
@@ -347,6 +352,8 @@ class _Validator:
         problems = fields.check(flags, "trainer")
         self.issues.extend(problems)
         bad = {p.location for p in problems}
+        if not problems:
+            self.flag_values(flags)
         for flag, kind in PROVIDER_FLAGS.items():
             if flag in flags and f"trainer.{flag}" not in bad:
                 flags[flag] = self.provider_flag(flag, kind, flags[flag], pm)
@@ -354,6 +361,22 @@ class _Validator:
         shown.update(flags)
         self.printable["trainer"] = shown
         return flags
+
+    def flag_values(self, flags: dict[str, Any]) -> None:
+        """Ask the engine about the values of well-typed ``flags``; each problem is laid
+        at the flag its message starts with, which is then set aside to find the next."""
+        check = self.engine.flag_problem
+        left = dict(flags)
+        while check is not None and left:
+            message = check(left)
+            if message is None:
+                return
+            named = re.match(r"[A-Za-z_]\w*", message)
+            flag = named.group() if named and named.group() in left else None
+            self.issue(f"trainer.{flag}" if flag else "trainer", message)
+            if flag is None:
+                return
+            del left[flag]
 
     def provider_flag(self, flag: str, kind: str, value: Any, pm: PluginManager) -> Any:
         where = f"trainer.{flag}"

@@ -51,6 +51,30 @@ CASES: list[Bad] = [
         ("trainer.fast_dev_run: expected true or false or an integer, got string 'yes'",),
     ),
     Bad(
+        "trainer-flag-value",
+        '[trainer]\nlogger_delivery = "proc"\n' + GOOD,
+        (
+            "trainer.logger_delivery: logger_delivery must be 'thread' (the loggers deliver from threads of the training process) or 'process' (from a helper process of their own, so that no logger code competes with training); got 'proc'",
+        ),
+        schema_rejects=False,
+    ),
+    Bad(
+        "trainer-flag-range",
+        "[trainer]\nlogger_timeout = -1\n" + GOOD,
+        (
+            "trainer.logger_timeout: logger_timeout must be a number of seconds >= 0 (how long the end of a run waits for loggers to deliver); got -1",
+        ),
+        schema_rejects=False,
+    ),
+    Bad(
+        "trainer-flags-disagree",
+        "[trainer]\nmax_epochs = 1\nmin_epochs = 5\n" + GOOD,
+        (
+            "trainer.min_epochs: min_epochs=5 is more than max_epochs=1: lower min_epochs or raise max_epochs",
+        ),
+        schema_rejects=False,
+    ),
+    Bad(
         "trainer-logger-flag",
         '[trainer]\nlogger = "csv"\n' + GOOD,
         (

@@ -127,12 +127,31 @@ def test_bad_environment_override(
 
 def test_trainer_refusal_is_a_configuration_error(tmp_path: Path, in_repo: Path) -> None:
     """A value of the right type that the Trainer refuses (min_epochs > max_epochs) is
-    reported like any other configuration problem, before training."""
+    reported at its flag like any other configuration problem, before training."""
     path = tmp_path / "run.toml"
     path.write_text("[trainer]\nmax_epochs = 1\nmin_epochs = 5\n" + GOOD)
     proc = run_ember("fit", "--config", str(path))
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.splitlines()[0].startswith(
-        f"{path}: trainer: MisconfigurationError: min_epochs=5 is more than max_epochs=1"
+    assert proc.stderr.splitlines()[0] == (
+        f"{path}: trainer.min_epochs: min_epochs=5 is more than max_epochs=1: "
+        "lower min_epochs or raise max_epochs"
     )
+    assert not (tmp_path / "ember_runs").exists()
+
+
+def test_every_bad_flag_value_is_reported(tmp_path: Path, in_repo: Path, ember_main) -> None:
+    """Values the Trainer would refuse are all found in one pass, each at its flag."""
+    path = tmp_path / "run.toml"
+    path.write_text(
+        "[trainer]\nmax_epochs = 2\nmin_epochs = 5\ngradient_clip_algorithm = 'foo'\n"
+        "logger_timeout = -1\nlogger_delivery = 'proc'\nlog_every_n_steps = 10\n" + GOOD
+    )
+    code, _, err = ember_main("config", "validate", str(path))
+    assert code == 3, err
+    assert sorted(line.split(": ")[0] for line in _issues(err, path)) == [
+        "trainer.gradient_clip_algorithm",
+        "trainer.logger_delivery",
+        "trainer.logger_timeout",
+        "trainer.min_epochs",
+    ]
