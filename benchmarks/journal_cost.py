@@ -89,9 +89,10 @@ class FloorRecorder:
     handling, no sequence bookkeeping, no database."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.posix_fallocate(self._fd, 0, FLOOR_BYTES)
-        self._map = mmap.mmap(self._fd, FLOOR_BYTES)
+        with open(path, "wb") as f:  # blocks allocated up front, as the spool files are
+            f.write(bytes(FLOOR_BYTES))
+        self._file = open(path, "r+b")  # noqa: SIM115 (closed by close())
+        self._map = mmap.mmap(self._file.fileno(), FLOOR_BYTES)
         self._lock = threading.Lock()
         self._rows: dict[int, struct.Struct] = {}
         self._at = 0
@@ -112,8 +113,9 @@ class FloorRecorder:
             self._at = end
 
     def close(self) -> None:
+        """Unmap and close the scratch file."""
         self._map.close()
-        os.close(self._fd)
+        self._file.close()
 
 
 def measure(batches: list[Batch], block: int, root: str) -> dict[str, float]:
