@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import pickle
 import signal
@@ -54,6 +55,18 @@ START_TIMEOUT_S = 120.0
 #: what the courier is given less than a flush's or a stop's timeout, to answer in time
 REPLY_MARGIN_S = 0.5
 _LENGTH = struct.Struct("<Q")
+#: the training process's import path, for the courier (see :data:`_BOOT`)
+_PATH_VARIABLE = "EMBER_COURIER_PATH"
+#: how the courier starts. It unpickles the loggers, so it imports from the training
+#: process's ``sys.path``, set once the interpreter is up, as the training process got
+#: its script's folder: given as ``PYTHONPATH`` it would come first while Python starts,
+#: and a module of the user's named like one Python loads then (a ``types.py`` beside the
+#: script) would be taken for the standard one and stop the courier
+_BOOT = (
+    "import json, os, sys; "
+    f"sys.path[:] = json.loads(os.environ.pop({_PATH_VARIABLE!r})); "
+    "from ember.hub.tracking.courier import main; sys.exit(main())"
+)
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
@@ -160,14 +173,11 @@ class Courier:
         self._stopped = threading.Event()
         self._gone = threading.Event()
         self.alive = False
-        env = dict(os.environ)
-        # the courier unpickles the loggers: it must import what this process imports
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p or os.curdir) for p in sys.path)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ember.hub.tracking.courier"],
+            [sys.executable, "-c", _BOOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env={**os.environ, _PATH_VARIABLE: json.dumps(_import_path(sys.path))},
         )
         self.pid = self._proc.pid
         try:
@@ -529,8 +539,15 @@ def _picklable(exc: BaseException) -> BaseException:
     return exc
 
 
+def _import_path(path: Sequence[str]) -> list[str]:
+    """``path`` with its relative folders made absolute, so that the courier finds what
+    this process finds even after one of them changes folder. Entries that are not
+    folders (the markers of editable installs' import hooks) stay as they are."""
+    return [os.path.abspath(p or os.curdir) if not p or os.path.exists(p) else p for p in path]
+
+
 def main() -> int:
-    """Entry point of ``python -m ember.hub.tracking.courier`` (started by :class:`Courier`)."""
+    """The courier's entry point (started by :class:`Courier` through :data:`_BOOT`)."""
     # a Ctrl-C in the terminal, or a scheduler's SIGTERM to the whole job, reaches this
     # process too: it ends when the training process tells it to, or is gone
     for name in ("SIGINT", "SIGTERM"):
@@ -540,7 +557,3 @@ def main() -> int:
     # what the loggers print goes to standard error, never into the messages
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     return serve(inp, out)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

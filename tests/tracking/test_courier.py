@@ -6,6 +6,7 @@ process, a hung tracker at the deadline. Real processes throughout."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 import signal
@@ -203,6 +204,66 @@ def test_a_logger_that_cannot_be_copied_there_is_refused_before_training(
     assert proc.returncode == 1
     assert "could not be copied there" in proc.stderr and "__main__" in proc.stderr
     assert "logger_delivery='thread'" in proc.stderr
+
+
+def test_the_delivery_process_imports_from_the_scripts_folder_as_training_does(
+    tmp_path: Path,
+) -> None:
+    """The delivery process finds a logger class in a module beside the script, and a
+    module there named like one Python loads while starting (``types.py``) does not
+    replace the standard one in it, as it does not in the training process."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "types.py").write_text("raise ImportError('the project types.py was imported')\n")
+    (folder / "beside.py").write_text(
+        textwrap.dedent(
+            """
+            import json, os
+            from ember.hub.tracking import Logger
+
+            class FileLogger(Logger):
+                def __init__(self, path):
+                    self.path = path
+
+                def log_metrics(self, records):
+                    with open(self.path, "a") as f:
+                        for r in records:
+                            f.write(json.dumps([r.name, r.step, r.value, os.getpid()]) + "\\n")
+            """
+        )
+    )
+    (folder / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from beside import FileLogger
+            from ember.hub.tracking import DeliveryPolicy, Run
+
+            run = Run.start(
+                sys.argv[1], loggers=[FileLogger(sys.argv[2])], policy=DeliveryPolicy(process=True)
+            )
+            for step in range(5):
+                run.log_metrics({"loss": float(step)}, step=step)
+            report = run.finish("success")
+            assert report.complete, report
+            print(os.getpid())
+            """
+        )
+    )
+    out = tmp_path / "delivered.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(folder / "train.py"), str(tmp_path / "runs"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(name, step, value) for name, step, value, _ in rows] == [
+        ("loss", s, float(s)) for s in range(5)
+    ]
+    assert int(proc.stdout) not in {pid for *_, pid in rows}
 
 
 def test_logger_delivery_must_be_thread_or_process() -> None:
