@@ -47,6 +47,10 @@ class TimedBatches:
         self.warmup = warmup
         self.start_ns = 0
         self.end_ns = 0
+        #: called when batch ``warmup`` is requested, before the window opens: a contender
+        #: whose start-up goes on in the background (ember's loggers) waits for it there,
+        #: so that it counts in "fixed ms" rather than in the steady-state steps
+        self.settle: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -57,6 +61,8 @@ class TimedBatches:
         warmup, last = self.warmup, len(self.batches) - 1
         for i, batch in enumerate(self.batches):
             if i == warmup:
+                if self.settle is not None:
+                    self.settle()
                 self.start_ns = time.perf_counter_ns()
             elif i == last:
                 self.end_ns = time.perf_counter_ns()

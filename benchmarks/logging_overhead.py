@@ -107,6 +107,8 @@ TARGET_TRACKER_RATIO = 1.05
 #: 0.25 ms ended before the first delivery and left it to the finish ("fixed ms"); about
 #: 10 of them fall into the timed window of 10 000 such steps
 STEADY_STEPS = 10_000
+#: how long an ember run waits at the last warm-up step for its loggers to start
+SETTLE_TIMEOUT_S = 120.0
 #: the raw loop on Lightning's (fewer) batches, the baseline of Lightning's overhead
 RAW_SHORT = "raw2"
 #: ember with no logger while ``mlflow_load.py`` keeps the MLflow server busy
@@ -263,7 +265,12 @@ def finished_ember_runner(make_flags: Callable[[], dict[str, Any]]) -> Runner:
     """Like ``harness.ember_runner``, and the run is finished inside the timed call: the
     loggers' drain and finalize count (in "fixed ms"), and no worker of this run is still
     delivering while the next contender is timed. A run whose loggers did not receive
-    everything is an error, not a fast row."""
+    everything is an error, not a fast row.
+
+    The loggers start in the background (importing the SDK, opening the tracker run;
+    with ``logger_delivery="process"`` in a fresh interpreter, every run): at the last
+    warm-up step the run waits until they hold what was logged so far, so that their
+    start-up counts in "fixed ms", as Lightning's, made before its first step, does."""
     from ember.trainer import EmberModule, Trainer
 
     module_cls = module_class(EmberModule)
@@ -271,6 +278,12 @@ def finished_ember_runner(make_flags: Callable[[], dict[str, Any]]) -> Runner:
     def run(data: TimedBatches) -> Any:
         model = module_cls(True)
         trainer = Trainer(accelerator="cpu", max_epochs=1, **make_flags())
+
+        def settle() -> None:
+            if trainer.run.enabled and not trainer.run.flush(timeout=SETTLE_TIMEOUT_S).complete:
+                raise RuntimeError("the loggers did not start within the warm-up")
+
+        data.settle = settle
         trainer.fit(model, data)
         if trainer.run.enabled:
             report = trainer.run.finish("success")
