@@ -169,7 +169,14 @@ def load_config(
     engine = engine or Engine.load()
     raw = read_run_file(path)
     raw = apply_overrides(raw, overrides, engine=engine, env=env, source=source)
-    return validate(raw, engine=engine, source=source)
+    try:
+        return validate(raw, engine=engine, source=source)
+    except ConfigError as exc:
+        # a problem with a value that is not in the file says where the value came from
+        origins = {key: origin for key, _, origin in _assignments(overrides, env, [])}
+        raise ConfigError(
+            [_with_origins(issue, origins) for issue in exc.issues], source=exc.source
+        ) from None
 
 
 def apply_overrides(
@@ -188,6 +195,23 @@ def apply_overrides(
         raise ConfigError([ConfigIssue("plugins", str(exc))], source=source) from None
     wants_text = _string_locations(raw, pm, engine)
     issues: list[ConfigIssue] = []
+    for key, value, origin in _assignments(overrides, env, issues):
+        try:
+            apply_override(raw, key, value, wants_text, origin)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues, source=source)
+    return raw
+
+
+def _assignments(
+    overrides: list[str] | tuple[str, ...],
+    env: Mapping[str, str] | None,
+    issues: list[ConfigIssue],
+) -> list[tuple[str, str, str]]:
+    """``(dotted key, value text, origin)`` of the environment then ``--set`` overrides,
+    in the order they apply; an assignment that does not parse goes to ``issues``."""
     assignments = [
         (key, value, f"environment variable {var}") for key, value, var in env_overrides(env)
     ]
@@ -197,15 +221,31 @@ def apply_overrides(
         except ConfigError as exc:
             issues.extend(exc.issues)
             continue
-        assignments.append((key.replace("[", ".").replace("]", ""), value, f"--set {text}"))
-    for key, value, origin in assignments:
-        try:
-            apply_override(raw, key, value, wants_text, origin)
-        except ConfigError as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise ConfigError(issues, source=source)
-    return raw
+        assignments.append((_dotted(key), value, f"--set {text}"))
+    return assignments
+
+
+def _dotted(location: str) -> str:
+    """``loggers[0].name`` as an override key spells it: ``loggers.0.name``."""
+    return location.replace("[", ".").replace("]", "")
+
+
+def _with_origins(issue: ConfigIssue, origins: Mapping[str, str]) -> ConfigIssue:
+    """``issue``, its message ending with where each overridden value it concerns was set:
+    the value at its location (or a table holding it), and, in the same section, a key
+    the message names (``min_epochs=5 is more than max_epochs=1``)."""
+    at = _dotted(issue.location)
+    notes = []
+    for key, origin in origins.items():
+        if at == key or at.startswith(key + ".") or key.startswith(at + "."):
+            notes.insert(0, f"set by {origin}")
+            continue
+        section, _, name = key.rpartition(".")
+        if section == at.rpartition(".")[0] and re.search(rf"\b{re.escape(name)}\b", issue.message):
+            notes.append(f"{name} set by {origin}")
+    if not notes:
+        return issue
+    return ConfigIssue(issue.location, f"{issue.message} ({'; '.join(notes)})")
 
 
 def validate(raw: Mapping[str, Any], *, engine: Engine, source: str | None = None) -> RunConfig:

@@ -96,10 +96,20 @@ def test_missing_file(tmp_path: Path, ember_main) -> None:
             "loggers.3: --set loggers.3.save_dir=x: there is no entry 3 here (the file has 0; "
             "positions count from 0)",
         ),
-        ("trainer.max_epochs=ten", "trainer.max_epochs: expected an integer, got string 'ten'"),
+        (
+            "trainer.max_epochs=ten",
+            "trainer.max_epochs: expected an integer, got string 'ten' "
+            "(set by --set trainer.max_epochs=ten)",
+        ),
         (
             "trainer.max_epoch=3",
-            "trainer.max_epoch: unknown key 'max_epoch'; did you mean 'max_epochs'?",
+            "trainer.max_epoch: unknown key 'max_epoch'; did you mean 'max_epochs'? "
+            "(set by --set trainer.max_epoch=3)",
+        ),
+        (
+            "loggers=[{name = 'csv', flush_every = 2}]",
+            "loggers[0].flush_every: unknown key 'flush_every'. Valid keys: save_dir "
+            "(set by --set loggers=[{name = 'csv', flush_every = 2}])",
         ),
     ],
 )
@@ -122,7 +132,49 @@ def test_bad_environment_override(
     path.write_text(GOOD)
     code, _, err = ember_main("config", "validate", str(path))
     assert code == 3
-    assert _issues(err, path) == ["trainer.max_epochs: expected an integer, got string 'many'"]
+    assert _issues(err, path) == [
+        "trainer.max_epochs: expected an integer, got string 'many' "
+        "(set by environment variable EMBER_MAX_EPOCHS)"
+    ]
+
+
+def test_a_problem_between_flags_says_which_value_was_overridden(
+    tmp_path: Path, in_repo: Path, ember_main, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file says max_epochs = 5; the message quotes the value that was checked, so it
+    says where that value came from, though the problem is laid at min_epochs."""
+    monkeypatch.setenv("EMBER_MAX_EPOCHS", "1")
+    path = tmp_path / "run.toml"
+    path.write_text("[trainer]\nmax_epochs = 5\nmin_epochs = 3\n" + GOOD)
+    code, _, err = ember_main("config", "validate", str(path))
+    assert code == 3
+    assert _issues(err, path) == [
+        "trainer.min_epochs: min_epochs=3 is more than max_epochs=1: lower min_epochs or "
+        "raise max_epochs (max_epochs set by environment variable EMBER_MAX_EPOCHS)"
+    ]
+    code, _, err = ember_main(
+        "config",
+        "validate",
+        str(path),
+        "--set",
+        "trainer.max_epochs=2",
+        "--set",
+        "trainer.min_epochs=4",
+    )
+    assert code == 3
+    assert _issues(err, path) == [
+        "trainer.min_epochs: min_epochs=4 is more than max_epochs=2: lower min_epochs or "
+        "raise max_epochs (set by --set trainer.min_epochs=4; max_epochs set by --set "
+        "trainer.max_epochs=2)"
+    ]
+    # a value from the file gets no note
+    monkeypatch.delenv("EMBER_MAX_EPOCHS")
+    path.write_text("[trainer]\nmax_epochs = 1\nmin_epochs = 3\n" + GOOD)
+    code, _, err = ember_main("config", "validate", str(path))
+    assert _issues(err, path) == [
+        "trainer.min_epochs: min_epochs=3 is more than max_epochs=1: lower min_epochs or "
+        "raise max_epochs"
+    ]
 
 
 def test_trainer_refusal_is_a_configuration_error(tmp_path: Path, in_repo: Path) -> None:
