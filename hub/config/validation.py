@@ -172,8 +172,11 @@ def load_config(
     try:
         return validate(raw, engine=engine, source=source)
     except ConfigError as exc:
-        # a problem with a value that is not in the file says where the value came from
-        origins = {key: origin for key, _, origin in _assignments(overrides, env, [])}
+        # a problem with a value that is not in the file says where the value came from;
+        # by name only ("--set KEY"), as the value may be a secret
+        origins = {
+            key: origin.partition("=")[0] for key, _, origin in _assignments(overrides, env, [])
+        }
         raise ConfigError(
             [_with_origins(issue, origins) for issue in exc.issues], source=exc.source
         ) from None
